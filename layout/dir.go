@@ -1,0 +1,269 @@
+package layout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// blobPerm is the mode of a finished blob: read-only, since its name is its hash.
+const blobPerm = 0o444
+
+// Dir is an OCI image layout in a directory.
+type Dir struct {
+	root string
+}
+
+// CreateDir opens the layout at root for writing, creating the directory,
+// blobs/sha256 and oci-layout when missing. An existing layout is reused, so
+// an interrupted export can resume into it.
+func CreateDir(root string) (*Dir, error) {
+	if err := os.MkdirAll(filepath.Join(root, "blobs", string(digest.SHA256)), 0o755); err != nil {
+		return nil, fmt.Errorf("creating bundle directory: %w", err)
+	}
+	d := &Dir{root: root}
+	if err := d.checkLayoutFile(); err == nil {
+		return d, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	data, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	if err := WriteFileBytes(filepath.Join(root, FileOCILayout), 0o644, data); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenDir opens an existing layout for reading; it checks oci-layout.
+func OpenDir(root string) (*Dir, error) {
+	d := &Dir{root: root}
+	if err := d.checkLayoutFile(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Root is the directory the layout lives in.
+func (d *Dir) Root() string { return d.root }
+
+func (d *Dir) checkLayoutFile() error {
+	f, err := os.Open(filepath.Join(d.root, FileOCILayout))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w: no %s file (is this a bundle?): %w", d.root, ErrInvalidLayout, FileOCILayout, fs.ErrNotExist)
+		}
+		return err
+	}
+	defer f.Close()
+	return ParseLayoutFile(f, filepath.Join(d.root, FileOCILayout))
+}
+
+// ParseLayoutFile checks the oci-layout file.
+func ParseLayoutFile(r io.Reader, name string) error {
+	data, err := readCapped(r, 4096, name)
+	if err != nil {
+		return err
+	}
+	var l ocispec.ImageLayout
+	if err := json.Unmarshal(data, &l); err != nil {
+		return fmt.Errorf("%s: %w: %v", name, ErrInvalidLayout, err)
+	}
+	if l.Version != ocispec.ImageLayoutVersion {
+		return fmt.Errorf("%s: %w: imageLayoutVersion %q, want %q", name, ErrInvalidLayout, l.Version, ocispec.ImageLayoutVersion)
+	}
+	return nil
+}
+
+// BlobPath is where the blob with digest dg lives. The digest is validated
+// first, so the path never leaves the layout.
+func (d *Dir) BlobPath(dg digest.Digest) (string, error) {
+	if err := ValidateDigest(dg); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.root, BlobName(dg)), nil
+}
+
+// BlobName is the slash-separated path of a blob inside a layout. dg must
+// have been validated.
+func BlobName(dg digest.Digest) string {
+	return "blobs/" + string(dg.Algorithm()) + "/" + dg.Encoded()
+}
+
+// Fetch opens the blob described by desc. The returned reader verifies size
+// and digest and fails at EOF on a mismatch; it also stops when ctx is done.
+func (d *Dir) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	path, err := d.BlobPath(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("blob %s: %w (%s)", desc.Digest, ErrBlobNotFound, BlobName(desc.Digest))
+		}
+		return nil, fmt.Errorf("opening blob %s: %w", desc.Digest, err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() != desc.Size {
+		f.Close()
+		return nil, fmt.Errorf("blob %s: %w: file %s has %d bytes, descriptor says %d", desc.Digest, ErrSizeMismatch, BlobName(desc.Digest), fi.Size(), desc.Size)
+	}
+	vr, err := NewVerifyReader(ctxReader{ctx, f}, desc)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return readCloser{vr, f}, nil
+}
+
+// Exists reports whether a file for the blob is present, without reading it.
+func (d *Dir) Exists(desc ocispec.Descriptor) (bool, error) {
+	path, err := d.BlobPath(desc.Digest)
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fi.Mode().IsRegular(), nil
+}
+
+// CheckBlob hashes the blob's file and reports whether it matches desc.
+func (d *Dir) CheckBlob(ctx context.Context, desc ocispec.Descriptor) error {
+	rc, err := d.Fetch(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// WriteBlob streams r into the layout as the blob described by desc. The
+// file appears at its final path only once every byte has been verified;
+// otherwise nothing is left behind.
+func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	path, err := d.BlobPath(desc.Digest)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	vr, err := NewVerifyReader(ctxReader{ctx, r}, desc)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, blobPerm, func(w io.Writer) error {
+		_, err := io.Copy(w, vr)
+		return err
+	})
+}
+
+// Index reads and checks index.json.
+func (d *Dir) Index() (*ocispec.Index, error) {
+	f, err := os.Open(filepath.Join(d.root, FileIndex))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
+	}
+	defer f.Close()
+	return ParseIndex(f, FileIndex)
+}
+
+// WriteIndex writes index.json atomically.
+func (d *Dir) WriteIndex(idx *ocispec.Index) error {
+	data, err := MarshalIndex(idx)
+	if err != nil {
+		return err
+	}
+	return WriteFileBytes(filepath.Join(d.root, FileIndex), 0o644, data)
+}
+
+// BundleManifest reads ferry.json. A plain OCI layout has none: the error
+// then wraps fs.ErrNotExist.
+func (d *Dir) BundleManifest() (*BundleManifest, error) {
+	f, err := os.Open(filepath.Join(d.root, FileBundle))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseBundleManifest(f, FileBundle)
+}
+
+// WriteBundleManifest writes ferry.json atomically.
+func (d *Dir) WriteBundleManifest(m *BundleManifest) error {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return WriteFileBytes(filepath.Join(d.root, FileBundle), 0o644, data)
+}
+
+// ParseIndex reads an index.json of at most MaxManifestSize bytes and checks
+// every descriptor in it.
+func ParseIndex(r io.Reader, name string) (*ocispec.Index, error) {
+	data, err := readCapped(r, MaxManifestSize, name)
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalidLayout, err)
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%s: %w: schemaVersion %d, want 2", name, ErrInvalidLayout, idx.SchemaVersion)
+	}
+	for i, desc := range idx.Manifests {
+		if err := ValidateDescriptor(desc); err != nil {
+			return nil, fmt.Errorf("%s: manifests[%d]: %w", name, i, err)
+		}
+		if !IsManifest(desc.MediaType) {
+			return nil, fmt.Errorf("%s: manifests[%d] (%s): %w: media type %q is not a manifest or index", name, i, desc.Digest, ErrInvalidLayout, desc.MediaType)
+		}
+	}
+	return &idx, nil
+}
+
+// MarshalIndex is the canonical form of index.json.
+func MarshalIndex(idx *ocispec.Index) ([]byte, error) {
+	idx.Versioned = specs.Versioned{SchemaVersion: 2}
+	idx.MediaType = ocispec.MediaTypeImageIndex
+	if idx.Manifests == nil {
+		idx.Manifests = []ocispec.Descriptor{}
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// ctxReader stops a long copy when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

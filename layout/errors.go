@@ -1,0 +1,25 @@
+package layout
+
+import "errors"
+
+// Sentinel errors. They are wrapped with the digest, file or reference they
+// concern; callers test for them with errors.Is.
+var (
+	// ErrDigestMismatch: content hashed to a different digest than its descriptor says.
+	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrSizeMismatch: content was shorter or longer than its descriptor says.
+	ErrSizeMismatch = errors.New("size mismatch")
+	// ErrInvalidDigest: a digest that is malformed or uses an unsupported algorithm.
+	ErrInvalidDigest = errors.New("invalid digest")
+	// ErrBlobNotFound: a blob the bundle should hold is not there.
+	ErrBlobNotFound = errors.New("blob not found in bundle")
+	// ErrInvalidLayout: the bundle is not a valid OCI image layout.
+	ErrInvalidLayout = errors.New("invalid OCI image layout")
+	// ErrTooLarge: a JSON document is larger than ferry is willing to read.
+	ErrTooLarge = errors.New("document too large")
+	// ErrUnsupported: a media type or format version ferry does not know.
+	ErrUnsupported = errors.New("unsupported")
+	// ErrInvalidManifest: a manifest or index that does not parse or does not
+	// agree with its descriptor.
+	ErrInvalidManifest = errors.New("invalid manifest")
+)
