@@ -1,0 +1,428 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+// ImportOptions configure Import. Zero values are documented per field.
+type ImportOptions struct {
+	// Bundle is the bundle directory. Required.
+	Bundle string
+	// To is the destination, REGISTRY[/PREFIX]. Source hosts are dropped and
+	// repository paths kept under PREFIX. For a plain OCI layout whose
+	// ref.name is a bare tag, PREFIX is the repository. Required.
+	To string
+	// Dest says how to reach the destination registry.
+	Dest RegistryOptions
+	// Jobs bounds how many blobs are hashed or pushed at once; 0 means
+	// DefaultJobs.
+	Jobs int
+	// Progress receives progress events; nil means none.
+	Progress Progress
+	// DryRun verifies and plans, asking the destination what it has, but
+	// pushes nothing.
+	DryRun bool
+}
+
+// ImportResult is what Import planned and did.
+type ImportResult struct {
+	Targets []Target
+	// Push lists the blobs (not manifests) the destination lacked, per
+	// repository.
+	Push    []RepoBlob
+	Summary Summary
+}
+
+// Target is one image of the bundle and where it goes.
+type Target struct {
+	// Source is the reference the bundle names (ref.name).
+	Source string
+	// Dest is where it goes; Dest.Tag is empty for an untagged image.
+	Dest  Reference
+	Root  ocispec.Descriptor
+	Graph []ocispec.Descriptor
+}
+
+// RepoBlob is a blob a destination repository needs.
+type RepoBlob struct {
+	Repository string
+	Desc       ocispec.Descriptor
+}
+
+// Import pushes a bundle into the destination registry. It verifies the
+// whole bundle offline first (every included blob hashed) and pushes nothing
+// if anything is wrong. Then: HEAD before every blob and manifest, skipping
+// what exists; blobs first, then manifests children first, then tags; a tag
+// already at the right digest is not touched.
+func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
+	start := time.Now()
+	prog := progressOrNone(opts.Progress)
+	jobs := jobsOrDefault(opts.Jobs)
+	dest, err := ParseDestination(opts.To)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := layout.OpenDir(opts.Bundle)
+	if err != nil {
+		return nil, err
+	}
+
+	// Verify offline before the first request to the destination.
+	vopts := verify.Options{Jobs: jobs, Progress: prog.Add, Total: func(n int64) { prog.Start("verify", n) }}
+	rep, err := verify.Bundle(ctx, dir, vopts)
+	prog.Done()
+	if err != nil {
+		return nil, err
+	}
+	if err := rep.Err(); err != nil {
+		return nil, err
+	}
+	targets, err := mapTargets(rep, dest)
+	if err != nil {
+		return nil, err
+	}
+
+	c, err := newClient(opts.Dest)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	imp := &importer{c: c, dir: dir, graph: rep.Graph, report: rep, dest: dest, jobs: jobs, prog: prog}
+	res := &ImportResult{Targets: targets}
+	res.Summary.Images = len(targets)
+
+	// Plan: ask the destination which blobs it lacks.
+	repos := groupByRepository(targets)
+	missing, err := imp.missingBlobs(ctx, repos, &res.Summary)
+	if err != nil {
+		return nil, err
+	}
+	res.Push = missing
+	if opts.DryRun {
+		res.Summary.Duration = time.Since(start)
+		return res, nil
+	}
+
+	// Transfer: blobs.
+	if err := imp.pushBlobs(ctx, missing, &res.Summary); err != nil {
+		return nil, err
+	}
+	// Commit: manifests children first, then tags.
+	if err := imp.pushManifests(ctx, repos, &res.Summary); err != nil {
+		return nil, err
+	}
+	if err := imp.pushTags(ctx, targets, &res.Summary); err != nil {
+		return nil, err
+	}
+	res.Summary.Duration = time.Since(start)
+	return res, nil
+}
+
+// mapTargets decides where each image of the bundle goes. Every name is
+// checked before any request is made.
+func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
+	var out []Target
+	for _, img := range rep.Images {
+		t := Target{Source: img.Name, Root: img.Root, Graph: img.Graph}
+		switch {
+		case strings.Contains(img.Name, "/"):
+			src, err := ParseReference(img.Name)
+			if err != nil {
+				return nil, fmt.Errorf("bundle image %q: %w", img.Name, err)
+			}
+			if t.Dest, err = dest.Rewrite(src); err != nil {
+				return nil, err
+			}
+			if t.Dest.Digest != "" && t.Dest.Digest != img.Root.Digest {
+				return nil, fmt.Errorf("bundle image %q: index.json points at %s, not the digest in its name", img.Name, img.Root.Digest)
+			}
+		default:
+			// A bare tag or no name at all, as in layouts written by skopeo
+			// or oras: the prefix must be the whole repository.
+			if dest.Prefix == "" {
+				return nil, fmt.Errorf("bundle image %q has no repository in its name: give --to REGISTRY/REPOSITORY", img.Name)
+			}
+			t.Dest = Reference{Registry: dest.Registry, Repository: dest.Prefix}
+			if img.Name != img.Root.Digest.String() {
+				t.Dest.Tag = img.Name
+			}
+			if err := t.Dest.validate(); err != nil {
+				return nil, fmt.Errorf("bundle image %q: %w: %v", img.Name, ErrInvalidReference, err)
+			}
+		}
+		t.Dest.Digest = ""
+		out = append(out, t)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Dest.String() < out[j].Dest.String() })
+	return out, nil
+}
+
+// repoGraph is what one destination repository receives.
+type repoGraph struct {
+	name string
+	// descs lists every descriptor, children first, each once.
+	descs []ocispec.Descriptor
+}
+
+func groupByRepository(targets []Target) []repoGraph {
+	index := map[string]int{}
+	var out []repoGraph
+	seen := map[string]map[digest.Digest]bool{}
+	for _, t := range targets {
+		name := t.Dest.Repository
+		i, ok := index[name]
+		if !ok {
+			i = len(out)
+			index[name] = i
+			out = append(out, repoGraph{name: name})
+			seen[name] = map[digest.Digest]bool{}
+		}
+		for _, d := range t.Graph {
+			if !seen[name][d.Digest] {
+				seen[name][d.Digest] = true
+				out[i].descs = append(out[i].descs, d)
+			}
+		}
+	}
+	return out
+}
+
+type importer struct {
+	c      *client
+	dir    *layout.Dir
+	graph  *layout.Graph
+	report *verify.Report
+	dest   Destination
+	jobs   int
+	prog   Progress
+}
+
+func (imp *importer) repo(name string) (*remote.Repository, error) {
+	return imp.c.repository(imp.dest.Registry, name)
+}
+
+// missingBlobs HEADs every config and layer in every repository that needs
+// it and returns those the destination lacks. A blob the bundle omits and
+// the destination lacks is an error that lists every such blob.
+func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, sum *Summary) ([]RepoBlob, error) {
+	var all []RepoBlob
+	for _, r := range repos {
+		for _, d := range r.descs {
+			if !layout.IsManifest(d.MediaType) {
+				all = append(all, RepoBlob{Repository: r.name, Desc: d})
+			}
+		}
+	}
+	have := make([]bool, len(all))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for i, rb := range all {
+		eg.Go(func() error {
+			repo, err := imp.repo(rb.Repository)
+			if err != nil {
+				return err
+			}
+			ok, err := repo.Blobs().Exists(ectx, rb.Desc)
+			if err != nil {
+				return fmt.Errorf("destination: checking blob %s in %s: %w", rb.Desc.Digest, rb.Repository, err)
+			}
+			have[i] = ok
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	var missing []RepoBlob
+	var absent []string
+	for i, rb := range all {
+		switch {
+		case have[i]:
+			sum.Skipped++
+			sum.SkippedBytes += rb.Desc.Size
+		case imp.report.Omitted > 0 && !imp.inBundle(rb.Desc):
+			absent = append(absent, fmt.Sprintf("%s in %s", rb.Desc.Digest, rb.Repository))
+		default:
+			missing = append(missing, rb)
+		}
+	}
+	if len(absent) > 0 {
+		return nil, fmt.Errorf("destination: %d blob(s) the bundle omits are not at %s; import the earlier bundle first, or export again against a fresh inventory:\n  - %s", len(absent), imp.dest, strings.Join(absent, "\n  - "))
+	}
+	return missing, nil
+}
+
+func (imp *importer) inBundle(d ocispec.Descriptor) bool {
+	ok, err := imp.dir.Exists(d)
+	return err == nil && ok
+}
+
+// pushBlobs uploads every missing blob. A digest needed by several
+// repositories is read from the bundle once: pushed to the first, then
+// mounted into the others.
+func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Summary) error {
+	byDigest := map[digest.Digest][]RepoBlob{}
+	var order []digest.Digest
+	var total int64
+	for _, rb := range missing {
+		if _, ok := byDigest[rb.Desc.Digest]; !ok {
+			order = append(order, rb.Desc.Digest)
+			total += rb.Desc.Size
+		}
+		byDigest[rb.Desc.Digest] = append(byDigest[rb.Desc.Digest], rb)
+	}
+	sort.SliceStable(order, func(i, j int) bool { return byDigest[order[i]][0].Desc.Size > byDigest[order[j]][0].Desc.Size })
+	imp.prog.Start("push", total)
+	defer imp.prog.Done()
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, d := range order {
+		eg.Go(func() error {
+			targets := byDigest[d]
+			first := targets[0]
+			if err := imp.pushBlob(ectx, first, imp.prog); err != nil {
+				return err
+			}
+			mounted := 0
+			for _, rb := range targets[1:] {
+				if err := imp.mountOrPush(ectx, rb, first.Repository); err != nil {
+					return err
+				}
+				mounted++
+			}
+			mu.Lock()
+			sum.Transferred++
+			sum.TransferredBytes += first.Desc.Size
+			sum.Mounted += mounted
+			mu.Unlock()
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// pushBlob streams one blob from the bundle to a repository, verified on
+// the way.
+func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) error {
+	repo, err := imp.repo(rb.Repository)
+	if err != nil {
+		return err
+	}
+	rc, err := imp.dir.Fetch(ctx, rb.Desc)
+	if err != nil {
+		return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
+	}
+	defer rc.Close()
+	if err := repo.Blobs().Push(ctx, rb.Desc, countingReader{rc, prog}); err != nil {
+		return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
+	}
+	return nil
+}
+
+// mountOrPush makes a blob that is already in repository from appear in
+// rb.Repository. When the registry does not mount, oras-go falls back to an
+// upload read from the bundle.
+func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) error {
+	repo, err := imp.repo(rb.Repository)
+	if err != nil {
+		return err
+	}
+	getContent := func() (io.ReadCloser, error) { return imp.dir.Fetch(ctx, rb.Desc) }
+	if err := repo.Mount(ctx, rb.Desc, from, getContent); err != nil {
+		return fmt.Errorf("destination: mounting blob %s from %s into %s: %w", rb.Desc.Digest, from, rb.Repository, err)
+	}
+	return nil
+}
+
+// pushManifests pushes, per repository, every manifest and index the
+// destination lacks, children before parents. Repositories go in parallel.
+func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *Summary) error {
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, r := range repos {
+		eg.Go(func() error {
+			repo, err := imp.repo(r.name)
+			if err != nil {
+				return err
+			}
+			for _, d := range r.descs {
+				if !layout.IsManifest(d.MediaType) {
+					continue
+				}
+				ok, err := repo.Manifests().Exists(ectx, d)
+				if err != nil {
+					return fmt.Errorf("destination: checking manifest %s in %s: %w", d.Digest, r.name, err)
+				}
+				mu.Lock()
+				if ok {
+					sum.Skipped++
+					sum.SkippedBytes += d.Size
+				} else {
+					sum.Transferred++
+					sum.TransferredBytes += d.Size
+				}
+				mu.Unlock()
+				if ok {
+					continue
+				}
+				data, _ := imp.graph.Manifest(d.Digest)
+				if err := repo.Manifests().Push(ectx, d, bytes.NewReader(data)); err != nil {
+					return fmt.Errorf("destination: pushing manifest %s to %s: %w", d.Digest, r.name, err)
+				}
+			}
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// pushTags points each destination tag at its image, last of all. A tag
+// already there is left alone; one pointing elsewhere is moved and reported.
+func (imp *importer) pushTags(ctx context.Context, targets []Target, sum *Summary) error {
+	for _, t := range targets {
+		if t.Dest.Tag == "" {
+			continue
+		}
+		repo, err := imp.repo(t.Dest.Repository)
+		if err != nil {
+			return err
+		}
+		cur, err := repo.Resolve(ctx, t.Dest.Tag)
+		switch {
+		case err == nil && cur.Digest == t.Root.Digest:
+			sum.TagsUnchanged++
+			continue
+		case err != nil && !errors.Is(err, errdef.ErrNotFound):
+			return fmt.Errorf("destination: resolving %s: %w", t.Dest, err)
+		}
+		data, _ := imp.graph.Manifest(t.Root.Digest)
+		if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
+			return fmt.Errorf("destination: tagging %s: %w", t.Dest, err)
+		}
+		if err == nil {
+			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, cur.Digest))
+			imp.prog.Logf("moved tag %s from %s to %s", t.Dest, cur.Digest, t.Root.Digest)
+		} else {
+			sum.TagsSet = append(sum.TagsSet, t.Dest.String())
+		}
+	}
+	return nil
+}

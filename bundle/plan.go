@@ -1,0 +1,153 @@
+package bundle
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// DefaultJobs is how many blobs move at once when an options struct leaves
+// Jobs at zero.
+const DefaultJobs = 8
+
+func jobsOrDefault(n int) int {
+	if n <= 0 {
+		return DefaultJobs
+	}
+	return n
+}
+
+// Plan is what an export or import will move, known before the first blob
+// moves.
+type Plan struct {
+	Images []PlannedImage
+	// Blobs lists every distinct blob of every image (manifests included),
+	// sorted by digest.
+	Blobs []PlannedBlob
+	// Baselines are the digests of the baseline files the plan subtracted.
+	Baselines []digest.Digest
+}
+
+// PlannedImage is one image reference and its graph.
+type PlannedImage struct {
+	Source Reference
+	Root   ocispec.Descriptor
+	// Graph lists every descriptor reachable from Root, children first,
+	// Root last.
+	Graph []ocispec.Descriptor
+}
+
+// PlannedBlob is one blob of the plan.
+type PlannedBlob struct {
+	Desc ocispec.Descriptor
+	// Repositories are the source repository paths whose images use it.
+	Repositories []string
+	// Included is false when a baseline says the destination has it.
+	Included bool
+
+	// sources are the registry repositories the blob can be fetched from.
+	sources []Reference
+}
+
+// Manifest reports whether the blob is a manifest or index.
+func (b PlannedBlob) Manifest() bool { return layout.IsManifest(b.Desc.MediaType) }
+
+// IncludedBytes is the size of all included blobs.
+func (p *Plan) IncludedBytes() (n int64, count int) {
+	for _, b := range p.Blobs {
+		if b.Included {
+			n += b.Desc.Size
+			count++
+		}
+	}
+	return n, count
+}
+
+// BundleManifest renders the plan as ferry.json.
+func (p *Plan) BundleManifest(creator string, created time.Time) *layout.BundleManifest {
+	m := &layout.BundleManifest{MediaType: layout.MediaTypeBundle, Created: created.UTC().Truncate(time.Second), Creator: creator, Baselines: p.Baselines}
+	for _, img := range p.Images {
+		m.Images = append(m.Images, layout.BundleImage{Reference: img.Source.String(), Digest: img.Root.Digest, MediaType: img.Root.MediaType})
+	}
+	for _, b := range p.Blobs {
+		m.Blobs = append(m.Blobs, layout.BundleBlob{Digest: b.Desc.Digest, Size: b.Desc.Size, MediaType: b.Desc.MediaType, Repositories: b.Repositories, Included: b.Included})
+	}
+	return m
+}
+
+// collectBlobs merges the graphs of the images into one blob list, each
+// digest once, with every source repository that uses it.
+func collectBlobs(images []PlannedImage) []PlannedBlob {
+	byDigest := map[digest.Digest]*PlannedBlob{}
+	repos := map[digest.Digest]map[string]bool{}
+	for _, img := range images {
+		for _, d := range img.Graph {
+			if _, ok := byDigest[d.Digest]; !ok {
+				byDigest[d.Digest] = &PlannedBlob{Desc: d, Included: true}
+				repos[d.Digest] = map[string]bool{}
+			}
+			if !repos[d.Digest][img.Source.Repository] {
+				repos[d.Digest][img.Source.Repository] = true
+				byDigest[d.Digest].sources = append(byDigest[d.Digest].sources, Reference{Registry: img.Source.Registry, Repository: img.Source.Repository})
+			}
+		}
+	}
+	out := make([]PlannedBlob, 0, len(byDigest))
+	for d, b := range byDigest {
+		for r := range repos[d] {
+			b.Repositories = append(b.Repositories, r)
+		}
+		sort.Strings(b.Repositories)
+		out = append(out, *b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Desc.Digest < out[j].Desc.Digest })
+	return out
+}
+
+// walkImages walks the graph of each root in parallel (at most jobs at
+// once) through the fetcher fetch returns for it, filling in Graph.
+func walkImages(ctx context.Context, g *layout.Graph, images []PlannedImage, jobs int, fetch func(PlannedImage) (layout.Fetcher, error)) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	var mu sync.Mutex
+	for i := range images {
+		eg.Go(func() error {
+			f, err := fetch(images[i])
+			if err != nil {
+				return err
+			}
+			graph, err := g.Walk(ctx, f, images[i].Root)
+			if err != nil {
+				return fmt.Errorf("reading the graph of %s: %w", images[i].Source, err)
+			}
+			mu.Lock()
+			images[i].Graph = graph
+			mu.Unlock()
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// index renders index.json: one descriptor per image reference, carrying
+// the full reference in both annotations.
+func (p *Plan) index() *ocispec.Index {
+	idx := &ocispec.Index{}
+	for _, img := range p.Images {
+		d := img.Root
+		d.Annotations = map[string]string{
+			AnnotationRefName:       img.Source.String(),
+			AnnotationContainerdRef: img.Source.String(),
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	return idx
+}

@@ -1,0 +1,97 @@
+package bundle
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Progress receives the events of a long operation. Implementations must be
+// safe for concurrent use. A nil Progress in an options struct means silence.
+type Progress interface {
+	// Start begins a phase that will move total bytes.
+	Start(phase string, total int64)
+	// Add reports n more bytes moved (or hashed) in the current phase.
+	Add(n int64)
+	// Logf reports one notable event, such as a blob skipped or a tag moved.
+	Logf(format string, args ...any)
+	// Done ends the current phase.
+	Done()
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int64) {}
+func (noProgress) Add(int64)           {}
+func (noProgress) Logf(string, ...any) {}
+func (noProgress) Done()               {}
+
+func progressOrNone(p Progress) Progress {
+	if p == nil {
+		return noProgress{}
+	}
+	return p
+}
+
+// countingReader reports every byte read to a Progress.
+type countingReader struct {
+	r io.Reader
+	p Progress
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 {
+		c.p.Add(int64(n))
+	}
+	return n, err
+}
+
+// Summary says what a run did.
+type Summary struct {
+	Images int
+	// Blobs is the number of distinct blobs (manifests included) in the plan.
+	Blobs int
+	// Bytes is the size of all of them.
+	Bytes int64
+	// Transferred counts blobs and bytes that moved in this run.
+	Transferred      int
+	TransferredBytes int64
+	// Skipped counts blobs that did not need to move: already in the
+	// bundle (export) or at the destination (import).
+	Skipped      int
+	SkippedBytes int64
+	// Omitted counts blobs a baseline said need not travel.
+	Omitted      int
+	OmittedBytes int64
+	// Mounted counts blobs mounted from another repository at the destination.
+	Mounted int
+	// TagsMoved lists destination tags that pointed elsewhere and were moved;
+	// TagsSet, tags that were created; TagsUnchanged, tags already right.
+	TagsMoved     []string
+	TagsSet       []string
+	TagsUnchanged int
+	Duration      time.Duration
+}
+
+// Throughput is the transferred bytes per second.
+func (s *Summary) Throughput() float64 {
+	if s.Duration <= 0 {
+		return 0
+	}
+	return float64(s.TransferredBytes) / s.Duration.Seconds()
+}
+
+// HumanBytes renders n in binary units.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

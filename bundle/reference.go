@@ -1,0 +1,170 @@
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"oras.land/oras-go/v2/registry"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// ErrInvalidReference: an image reference or --to target that does not parse.
+var ErrInvalidReference = errors.New("invalid reference")
+
+// Reference is a fully qualified image reference: a registry host, a
+// repository path and a tag, a digest or both.
+type Reference struct {
+	Registry   string
+	Repository string
+	Tag        string
+	Digest     digest.Digest
+}
+
+// DockerHub is the registry of references without a host.
+const DockerHub = "docker.io"
+
+// ParseReference parses and normalises an image reference the way docker
+// does: "alpine" is docker.io/library/alpine:latest; a first path component
+// is a host only if it has a dot or a colon or is localhost.
+func ParseReference(s string) (Reference, error) {
+	fail := func(why string) (Reference, error) {
+		return Reference{}, fmt.Errorf("%w %q: %s", ErrInvalidReference, s, why)
+	}
+	if s == "" {
+		return fail("empty")
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return fail("contains white space")
+	}
+	var r Reference
+	rest := s
+	if i := strings.Index(rest, "@"); i >= 0 {
+		r.Digest = digest.Digest(rest[i+1:])
+		if err := layout.ValidateDigest(r.Digest); err != nil {
+			return fail(err.Error())
+		}
+		rest = rest[:i]
+	}
+	// A tag follows the last colon after the last slash.
+	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		r.Tag = rest[i+1:]
+		rest = rest[:i]
+	}
+	host, path, found := strings.Cut(rest, "/")
+	if !found || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+		host, path = DockerHub, rest
+	}
+	if host == DockerHub && !strings.Contains(path, "/") {
+		path = "library/" + path
+	}
+	r.Registry, r.Repository = host, path
+	if r.Tag == "" && r.Digest == "" {
+		r.Tag = "latest"
+	}
+	if err := r.validate(); err != nil {
+		return fail(err.Error())
+	}
+	return r, nil
+}
+
+func (r Reference) validate() error {
+	ref := registry.Reference{Registry: r.Registry, Repository: r.Repository}
+	if err := ref.ValidateRegistry(); err != nil {
+		return fmt.Errorf("registry %q is not a valid host[:port]", r.Registry)
+	}
+	if err := ref.ValidateRepository(); err != nil {
+		return fmt.Errorf("repository %q is not valid: lower-case letters, digits and separators (. _ - /) only", r.Repository)
+	}
+	if r.Tag != "" {
+		ref.Reference = r.Tag
+		if err := ref.ValidateReferenceAsTag(); err != nil {
+			return fmt.Errorf("tag %q is not valid: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", r.Tag)
+		}
+	}
+	return nil
+}
+
+// String is the full reference: registry/repository[:tag][@digest].
+func (r Reference) String() string {
+	s := r.Registry + "/" + r.Repository
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest.String()
+	}
+	return s
+}
+
+// Name is registry/repository.
+func (r Reference) Name() string { return r.Registry + "/" + r.Repository }
+
+// Target is what a registry resolves: the digest when there is one, else the tag.
+func (r Reference) Target() string {
+	if r.Digest != "" {
+		return r.Digest.String()
+	}
+	return r.Tag
+}
+
+// Destination says where images go on import: a registry host and an
+// optional repository prefix (harbor.internal/mirror).
+type Destination struct {
+	Registry string
+	Prefix   string
+}
+
+// ParseDestination parses REGISTRY[/PREFIX].
+func ParseDestination(s string) (Destination, error) {
+	s = strings.TrimSuffix(s, "/")
+	if s == "" {
+		return Destination{}, fmt.Errorf("%w: empty destination: give --to REGISTRY[/PREFIX], e.g. harbor.internal/mirror", ErrInvalidReference)
+	}
+	if strings.ContainsAny(s, "@ \t") || strings.Contains(s, "://") {
+		return Destination{}, fmt.Errorf("%w: destination %q: want REGISTRY[/PREFIX] with no scheme, tag or digest", ErrInvalidReference, s)
+	}
+	host, prefix, _ := strings.Cut(s, "/")
+	d := Destination{Registry: host, Prefix: prefix}
+	ref := registry.Reference{Registry: host, Repository: prefix}
+	if err := ref.ValidateRegistry(); err != nil {
+		return Destination{}, fmt.Errorf("%w: destination %q: registry %q is not a valid host[:port]", ErrInvalidReference, s, host)
+	}
+	if prefix != "" {
+		if err := ref.ValidateRepository(); err != nil {
+			return Destination{}, fmt.Errorf("%w: destination %q: prefix %q is not a valid repository path", ErrInvalidReference, s, prefix)
+		}
+	}
+	return d, nil
+}
+
+// Rewrite maps a source reference into the destination: the source host is
+// dropped and the repository path kept under the prefix.
+// docker.io/library/alpine:3.20 → harbor.internal/mirror/library/alpine:3.20.
+func (d Destination) Rewrite(src Reference) (Reference, error) {
+	out := src
+	out.Registry = d.Registry
+	out.Repository = d.Repository(src.Repository)
+	if err := out.validate(); err != nil {
+		return Reference{}, fmt.Errorf("%w: %s rewritten to %s: %v", ErrInvalidReference, src, out, err)
+	}
+	return out, nil
+}
+
+// Repository maps a source repository path into the destination.
+func (d Destination) Repository(srcRepo string) string {
+	if d.Prefix == "" {
+		return srcRepo
+	}
+	return d.Prefix + "/" + srcRepo
+}
+
+// String is REGISTRY[/PREFIX].
+func (d Destination) String() string {
+	if d.Prefix == "" {
+		return d.Registry
+	}
+	return d.Registry + "/" + d.Prefix
+}

@@ -1,0 +1,106 @@
+package bundle
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+)
+
+// RegistryOptions say how to reach one side's registries. The zero value
+// means HTTPS with the system's CAs and the credentials of docker's
+// config.json, if any.
+type RegistryOptions struct {
+	// PlainHTTP talks HTTP instead of HTTPS.
+	PlainHTTP bool
+	// Credentials is "user:password". Empty means docker's config.json
+	// (and its credential helpers). Everything after the first colon is the
+	// password, so robot accounts like robot$mirror+ci work.
+	Credentials string
+	// CAFile is a PEM bundle trusted in addition to the system's CAs.
+	CAFile string
+	// UserAgent is sent with every request; empty means oras-go's default.
+	UserAgent string
+}
+
+// client builds oras-go repositories that share one HTTP client, one
+// credential source and one token cache.
+type client struct {
+	opts  RegistryOptions
+	auth  *auth.Client
+	plain bool
+}
+
+func newClient(opts RegistryOptions) (*client, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 32
+	transport.ResponseHeaderTimeout = 5 * time.Minute
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	credFunc, err := credentialFunc(opts.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	ac := &auth.Client{
+		Client:     &http.Client{Transport: retry.NewTransport(transport)},
+		Cache:      auth.NewCache(),
+		Credential: credFunc,
+	}
+	if opts.UserAgent != "" {
+		ac.SetUserAgent(opts.UserAgent)
+	}
+	return &client{opts: opts, auth: ac, plain: opts.PlainHTTP}, nil
+}
+
+// credentialFunc returns static credentials for "user:password", or docker's
+// credential store.
+func credentialFunc(creds string) (auth.CredentialFunc, error) {
+	if creds != "" {
+		user, pass, ok := strings.Cut(creds, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("credentials must be USER:PASSWORD (the user part is empty or there is no colon)")
+		}
+		cred := auth.Credential{Username: user, Password: pass}
+		return func(_ context.Context, _ string) (auth.Credential, error) { return cred, nil }, nil
+	}
+	store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading docker credentials (config.json): %w", err)
+	}
+	return credentials.Credential(store), nil
+}
+
+// repository returns the oras-go repository registryHost/repo.
+func (c *client) repository(registryHost, repo string) (*remote.Repository, error) {
+	r := &remote.Repository{
+		Client:    c.auth,
+		Reference: registry.Reference{Registry: registryHost, Repository: repo},
+		PlainHTTP: c.plain,
+	}
+	if err := r.Reference.ValidateRepository(); err != nil {
+		return nil, fmt.Errorf("%w: %s/%s: %v", ErrInvalidReference, registryHost, repo, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,112 @@
+package layout
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// MaxDepth bounds how deeply indexes may nest. Real images nest one or two
+// levels; anything deeper is malformed or hostile.
+const MaxDepth = 8
+
+// Graph caches the manifests and indexes read while walking image graphs,
+// so that a manifest shared by several roots is fetched and parsed once.
+// It is safe for concurrent use.
+type Graph struct {
+	mu    sync.Mutex
+	nodes map[digest.Digest]*node
+}
+
+type node struct {
+	data     []byte
+	children []ocispec.Descriptor
+}
+
+// NewGraph returns an empty graph.
+func NewGraph() *Graph {
+	return &Graph{nodes: map[digest.Digest]*node{}}
+}
+
+// Manifest returns the bytes of a manifest or index the graph has read.
+func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, ok := g.nodes[d]
+	if !ok {
+		return nil, false
+	}
+	return n.data, true
+}
+
+// Walk reads the graph below root through f and returns every descriptor
+// reachable from it, each once, children before parents and root last: the
+// order in which they must be pushed. Only manifests and indexes are fetched
+// (verified against their descriptors); configs and layers are listed, not
+// read.
+func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	var out []ocispec.Descriptor
+	seen := map[digest.Digest]bool{}
+	var visit func(desc ocispec.Descriptor, depth int, path []digest.Digest) error
+	visit = func(desc ocispec.Descriptor, depth int, path []digest.Digest) error {
+		if seen[desc.Digest] {
+			return nil
+		}
+		for _, p := range path {
+			if p == desc.Digest {
+				return fmt.Errorf("manifest %s: %w: it refers to itself through %v", desc.Digest, ErrInvalidManifest, path)
+			}
+		}
+		if depth > MaxDepth {
+			return fmt.Errorf("manifest %s: %w: indexes nested more than %d deep", desc.Digest, ErrInvalidManifest, MaxDepth)
+		}
+		if IsManifest(desc.MediaType) {
+			children, err := g.children(ctx, f, desc)
+			if err != nil {
+				return err
+			}
+			for _, c := range children {
+				if err := visit(c, depth+1, append(path, desc.Digest)); err != nil {
+					return err
+				}
+			}
+		}
+		seen[desc.Digest] = true
+		out = append(out, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size})
+		return nil
+	}
+	if err := ValidateDescriptor(root); err != nil {
+		return nil, err
+	}
+	if !IsManifest(root.MediaType) {
+		return nil, fmt.Errorf("%s: %w: media type %q is not a manifest or index", root.Digest, ErrUnsupported, root.MediaType)
+	}
+	if err := visit(root, 0, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	g.mu.Lock()
+	n, ok := g.nodes[desc.Digest]
+	g.mu.Unlock()
+	if ok {
+		return n.children, nil
+	}
+	data, err := ReadManifest(ctx, f, desc)
+	if err != nil {
+		return nil, err
+	}
+	children, err := Children(desc, data)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	g.nodes[desc.Digest] = &node{data: data, children: children}
+	g.mu.Unlock()
+	return children, nil
+}

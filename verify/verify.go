@@ -1,0 +1,328 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// ErrBundleInvalid is returned (wrapped) by Report.Err when a bundle has
+// problems.
+var ErrBundleInvalid = errors.New("bundle failed verification")
+
+// Source is a bundle that can be read at random: a directory layout.
+type Source interface {
+	layout.Fetcher
+	Exists(desc ocispec.Descriptor) (bool, error)
+	Index() (*ocispec.Index, error)
+	BundleManifest() (*layout.BundleManifest, error)
+}
+
+// Options configure Bundle. The zero value hashes with 4 workers, silently.
+type Options struct {
+	// Jobs bounds how many blobs are hashed at once; 0 means 4.
+	Jobs int
+	// Progress is told the bytes hashed; nil means silence.
+	Progress func(n int64)
+	// Total, when set, is told the number of bytes there are to hash before
+	// hashing starts.
+	Total func(n int64)
+}
+
+// Problem is one thing wrong with a bundle.
+type Problem struct {
+	// Digest is the blob at fault, if any.
+	Digest digest.Digest
+	// File is the path inside the bundle at fault, if any.
+	File string
+	// Images are the references the problem breaks.
+	Images []string
+	Err    error
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File + ": ")
+	} else if p.Digest != "" {
+		b.WriteString(p.Digest.String() + ": ")
+	}
+	b.WriteString(p.Err.Error())
+	if len(p.Images) > 0 {
+		b.WriteString(" (breaks " + strings.Join(p.Images, ", ") + ")")
+	}
+	return b.String()
+}
+
+// Image is one image of the bundle and its graph.
+type Image struct {
+	// Name is the reference from index.json (ref.name), or the digest when
+	// it has none.
+	Name string
+	Root ocispec.Descriptor
+	// Graph lists every descriptor reachable from Root, children first.
+	Graph []ocispec.Descriptor
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	Images []Image
+	// Manifest is ferry.json; nil for a plain OCI layout.
+	Manifest *layout.BundleManifest
+	// Graph holds every manifest read.
+	Graph *layout.Graph
+	// Blobs and Bytes count the distinct blobs hashed (manifests included).
+	Blobs int
+	Bytes int64
+	// Omitted counts blobs ferry.json leaves out of the bundle.
+	Omitted      int
+	OmittedBytes int64
+	Problems     []Problem
+}
+
+// OK reports whether the bundle has no problems.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Err is nil for a clean bundle, otherwise an error wrapping
+// ErrBundleInvalid that lists every problem.
+func (r *Report) Err() error {
+	if r.OK() {
+		return nil
+	}
+	lines := make([]string, len(r.Problems))
+	for i, p := range r.Problems {
+		lines[i] = "  - " + p.String()
+	}
+	return fmt.Errorf("%w: %d problem(s):\n%s", ErrBundleInvalid, len(r.Problems), strings.Join(lines, "\n"))
+}
+
+// Omitted reports whether ferry.json says d was left out of the bundle.
+func (r *Report) omitted(d digest.Digest) bool {
+	if r.Manifest == nil {
+		return false
+	}
+	b, ok := r.Manifest.Blob(d)
+	return ok && !b.Included
+}
+
+// Bundle verifies src. The returned error is only for a bundle that cannot
+// be read at all; everything else is a Problem in the report.
+func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
+	rep := &Report{Graph: layout.NewGraph()}
+	idx, err := src.Index()
+	if err != nil {
+		return nil, err
+	}
+	m, err := src.BundleManifest()
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// A plain OCI layout written by another tool.
+	case err != nil:
+		rep.add(Problem{File: layout.FileBundle, Err: err})
+	default:
+		rep.Manifest = m
+	}
+
+	// Walk every image; collect the blobs and who uses them.
+	users := map[digest.Digest][]string{}
+	descs := map[digest.Digest]ocispec.Descriptor{}
+	for _, root := range idx.Manifests {
+		img := Image{Name: refName(root), Root: root}
+		graph, err := rep.Graph.Walk(ctx, src, root)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			rep.add(Problem{Digest: root.Digest, Images: []string{img.Name}, Err: err})
+			rep.Images = append(rep.Images, img)
+			continue
+		}
+		img.Graph = graph
+		rep.Images = append(rep.Images, img)
+		for _, d := range graph {
+			if !contains(users[d.Digest], img.Name) {
+				users[d.Digest] = append(users[d.Digest], img.Name)
+			}
+			if prev, ok := descs[d.Digest]; ok && prev.Size != d.Size {
+				rep.add(Problem{Digest: d.Digest, Images: users[d.Digest], Err: fmt.Errorf("referenced with sizes %d and %d", prev.Size, d.Size)})
+			}
+			descs[d.Digest] = d
+		}
+	}
+
+	// Hash every blob that is there; account for every one that is not.
+	var toHash []ocispec.Descriptor
+	for _, d := range sortedDescs(descs) {
+		if _, ok := rep.Graph.Manifest(d.Digest); ok {
+			rep.Blobs++ // read and verified by the walk
+			rep.Bytes += d.Size
+			continue
+		}
+		ok, err := src.Exists(d)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case ok:
+			toHash = append(toHash, d)
+		case rep.omitted(d.Digest):
+			rep.Omitted++
+			rep.OmittedBytes += d.Size
+		default:
+			why := "missing from the bundle, and ferry.json does not list it as omitted"
+			if rep.Manifest == nil {
+				why = "missing from the bundle"
+			}
+			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: users[d.Digest], Err: errors.New(why)})
+		}
+	}
+	if err := rep.hash(ctx, src, toHash, users, opts); err != nil {
+		return nil, err
+	}
+	rep.checkManifest(idx, descs, users)
+	return rep, nil
+}
+
+func (rep *Report) hash(ctx context.Context, src Source, descs []ocispec.Descriptor, users map[digest.Digest][]string, opts Options) error {
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	if opts.Total != nil {
+		var total int64
+		for _, d := range descs {
+			total += d.Size
+		}
+		opts.Total(total)
+	}
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for _, d := range descs {
+		eg.Go(func() error {
+			err := hashOne(ectx, src, d, opts.Progress)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: users[d.Digest], Err: err})
+				return nil
+			}
+			rep.Blobs++
+			rep.Bytes += d.Size
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+func hashOne(ctx context.Context, src Source, d ocispec.Descriptor, progress func(int64)) error {
+	rc, err := src.Fetch(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var w io.Writer = io.Discard
+	if progress != nil {
+		w = progressWriter(progress)
+	}
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+type progressWriter func(int64)
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p(int64(len(b)))
+	return len(b), nil
+}
+
+// checkManifest holds ferry.json against index.json and the graphs.
+func (rep *Report) checkManifest(idx *ocispec.Index, descs map[digest.Digest]ocispec.Descriptor, users map[digest.Digest][]string) {
+	m := rep.Manifest
+	if m == nil {
+		return
+	}
+	inIndex := map[string]digest.Digest{}
+	for _, d := range idx.Manifests {
+		inIndex[refName(d)] = d.Digest
+	}
+	listed := map[string]bool{}
+	for _, img := range m.Images {
+		listed[img.Reference] = true
+		got, ok := inIndex[img.Reference]
+		switch {
+		case !ok:
+			rep.add(Problem{File: layout.FileBundle, Images: []string{img.Reference}, Err: errors.New("ferry.json lists this image but index.json does not")})
+		case got != img.Digest:
+			rep.add(Problem{File: layout.FileBundle, Images: []string{img.Reference}, Err: fmt.Errorf("ferry.json says %s, index.json says %s", img.Digest, got)})
+		}
+	}
+	for name := range inIndex {
+		if !listed[name] {
+			rep.add(Problem{File: layout.FileIndex, Images: []string{name}, Err: errors.New("index.json lists this image but ferry.json does not")})
+		}
+	}
+	for _, d := range sortedDescs(descs) {
+		b, ok := m.Blob(d.Digest)
+		switch {
+		case !ok:
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: errors.New("a manifest references this blob but ferry.json does not list it")})
+		case b.Size != d.Size:
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: fmt.Errorf("ferry.json says %d bytes, the manifest says %d", b.Size, d.Size)})
+		case !b.Included && layout.IsManifest(d.MediaType):
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: errors.New("ferry.json marks a manifest as omitted; manifests always travel")})
+		}
+	}
+	for _, b := range m.Blobs {
+		if _, ok := descs[b.Digest]; !ok {
+			rep.add(Problem{Digest: b.Digest, File: layout.FileBundle, Err: errors.New("ferry.json lists this blob but no image uses it")})
+		}
+	}
+}
+
+func (rep *Report) add(p Problem) {
+	sort.Strings(p.Images)
+	rep.Problems = append(rep.Problems, p)
+}
+
+func refName(d ocispec.Descriptor) string {
+	if n := d.Annotations[ocispec.AnnotationRefName]; n != "" {
+		return n
+	}
+	if n := d.Annotations["io.containerd.image.name"]; n != "" {
+		return n
+	}
+	return d.Digest.String()
+}
+
+func sortedDescs(m map[digest.Digest]ocispec.Descriptor) []ocispec.Descriptor {
+	out := make([]ocispec.Descriptor, 0, len(m))
+	for _, d := range m {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
