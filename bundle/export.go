@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -41,6 +42,10 @@ type ExportOptions struct {
 	Progress Progress
 	// Creator is written to ferry.json; empty means "ferry".
 	Creator string
+	// Baselines are ferry.json or inventory files listing blobs the
+	// destination already holds; every non-manifest blob they list is
+	// omitted. Empty means a full bundle.
+	Baselines []string
 	// DryRun stops after planning: nothing is written.
 	DryRun bool
 	// Now stamps ferry.json; nil means time.Now.
@@ -76,11 +81,18 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	jobs := jobsOrDefault(opts.Jobs)
+	base, err := delta.Load(opts.Baselines...)
+	if err != nil {
+		return nil, err
+	}
 
 	// 1. resolve, 2. plan
 	plan, graph, err := planExport(ctx, c, refs, jobs)
 	if err != nil {
 		return nil, err
+	}
+	if len(opts.Baselines) > 0 {
+		plan.subtract(base)
 	}
 	res := &ExportResult{Plan: plan}
 	res.Summary.Images = len(plan.Images)
@@ -319,4 +331,3 @@ func pruneDir(root string, plan *Plan) error {
 		return nil
 	})
 }
-

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -109,7 +110,7 @@ func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 
 	// Plan: ask the destination which blobs it lacks.
 	repos := groupByRepository(targets)
-	missing, err := imp.missingBlobs(ctx, repos, &res.Summary)
+	missing, err := imp.missingBlobs(ctx, repos, targets, opts.DryRun, &res.Summary)
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +219,14 @@ func (imp *importer) repo(name string) (*remote.Repository, error) {
 }
 
 // missingBlobs HEADs every config and layer in every repository that needs
-// it and returns those the destination lacks. A blob the bundle omits and
-// the destination lacks is an error that lists every such blob.
-func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, sum *Summary) ([]RepoBlob, error) {
+// it and returns those the destination lacks and the bundle carries.
+//
+// A blob the bundle omits (a delta) and the target repository lacks is
+// mounted from a repository where ferry.json says it lives, mapped through
+// --to; in a dry run, a HEAD there stands in for the mount. If neither finds
+// it, the import fails before anything is pushed, listing every such blob
+// and the images it breaks.
+func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, targets []Target, dryRun bool, sum *Summary) ([]RepoBlob, error) {
 	var all []RepoBlob
 	for _, r := range repos {
 		for _, d := range r.descs {
@@ -229,7 +235,12 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, sum *S
 			}
 		}
 	}
-	have := make([]bool, len(all))
+	const (
+		absent = iota
+		present
+		mounted
+	)
+	state := make([]int, len(all))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, rb := range all {
@@ -242,7 +253,20 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, sum *S
 			if err != nil {
 				return fmt.Errorf("destination: checking blob %s in %s: %w", rb.Desc.Digest, rb.Repository, err)
 			}
-			have[i] = ok
+			if ok {
+				state[i] = present
+				return nil
+			}
+			if imp.inBundle(rb.Desc) {
+				return nil
+			}
+			ok, err = imp.mountOmitted(ectx, repo, rb, dryRun)
+			if err != nil {
+				return err
+			}
+			if ok {
+				state[i] = mounted
+			}
 			return nil
 		})
 	}
@@ -250,22 +274,95 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, sum *S
 		return nil, err
 	}
 	var missing []RepoBlob
-	var absent []string
+	var lost []string
 	for i, rb := range all {
 		switch {
-		case have[i]:
+		case state[i] == present:
 			sum.Skipped++
 			sum.SkippedBytes += rb.Desc.Size
-		case imp.report.Omitted > 0 && !imp.inBundle(rb.Desc):
-			absent = append(absent, fmt.Sprintf("%s in %s", rb.Desc.Digest, rb.Repository))
-		default:
+		case state[i] == mounted:
+			sum.Mounted++
+		case imp.inBundle(rb.Desc):
 			missing = append(missing, rb)
+		default:
+			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
 		}
 	}
-	if len(absent) > 0 {
-		return nil, fmt.Errorf("destination: %d blob(s) the bundle omits are not at %s; import the earlier bundle first, or export again against a fresh inventory:\n  - %s", len(absent), imp.dest, strings.Join(absent, "\n  - "))
+	if len(lost) > 0 {
+		return nil, fmt.Errorf("%w: %d blob(s) this delta bundle omits are neither in their repository at %s nor mountable from where its baseline says they live:\n  - %s\nimport the bundles the baseline came from first, or export again against a fresh 'ferry inventory' of the destination",
+			ErrMissingAtDestination, len(lost), imp.dest.Registry, strings.Join(lost, "\n  - "))
 	}
 	return missing, nil
+}
+
+// ErrMissingAtDestination: a delta bundle relies on blobs the destination
+// does not have.
+var ErrMissingAtDestination = errors.New("blobs missing at the destination")
+
+// mountOmitted tries to make an omitted blob appear in repo by mounting it
+// from each repository ferry.json says it lives in. A registry that answers
+// a mount with 202 (an upload, not a mount) or an error is treated as "not
+// mounted there", never as a failed import. In a dry run, it only HEADs.
+func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, rb RepoBlob, dryRun bool) (bool, error) {
+	for _, from := range imp.mountSources(rb) {
+		if dryRun {
+			src, err := imp.repo(from)
+			if err != nil {
+				continue
+			}
+			if ok, err := src.Blobs().Exists(ctx, rb.Desc); err == nil && ok {
+				return true, nil
+			}
+			continue
+		}
+		err := repo.Mount(ctx, rb.Desc, from, func() (io.ReadCloser, error) { return nil, errNotMounted })
+		if err == nil {
+			imp.prog.Logf("mounted %s into %s from %s", rb.Desc.Digest, rb.Repository, from)
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	return false, nil
+}
+
+var errNotMounted = errors.New("registry started an upload instead of mounting")
+
+// mountSources are the destination repositories an omitted blob may be
+// mounted from: where ferry.json says it lives, mapped through --to.
+func (imp *importer) mountSources(rb RepoBlob) []string {
+	m := imp.report.Manifest
+	if m == nil {
+		return nil
+	}
+	b, ok := m.Blob(rb.Desc.Digest)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, r := range b.Repositories {
+		if to := imp.dest.Repository(r); to != rb.Repository && !slices.Contains(out, to) {
+			out = append(out, to)
+		}
+	}
+	return out
+}
+
+func imagesUsing(targets []Target, rb RepoBlob) []string {
+	var out []string
+	for _, t := range targets {
+		if t.Dest.Repository != rb.Repository {
+			continue
+		}
+		for _, d := range t.Graph {
+			if d.Digest == rb.Desc.Digest {
+				out = append(out, t.Dest.String())
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (imp *importer) inBundle(d ocispec.Descriptor) bool {

@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -150,4 +152,30 @@ func (p *Plan) index() *ocispec.Index {
 		idx.Manifests = append(idx.Manifests, d)
 	}
 	return idx
+}
+
+// subtract omits every config and layer the baseline says the destination
+// holds, adding the repositories where it lives there. Manifests and indexes
+// always travel: they are small and import needs them.
+func (p *Plan) subtract(base *delta.Baseline) {
+	for i := range p.Blobs {
+		b := &p.Blobs[i]
+		if b.Manifest() {
+			continue
+		}
+		repos, ok := base.Has(b.Desc.Digest, b.Desc.Size)
+		if !ok {
+			continue
+		}
+		b.Included = false
+		// Where it lives at the destination first: import mounts from there.
+		merged := append([]string{}, repos...)
+		for _, r := range b.Repositories {
+			if !slices.Contains(merged, r) {
+				merged = append(merged, r)
+			}
+		}
+		b.Repositories = merged
+	}
+	p.Baselines = base.Files
 }

@@ -1,0 +1,50 @@
+# ferry — see README.md. `make demo` and `make test` are the two commands.
+GO      ?= go
+BIN     := bin/ferry
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# ./... skips testdata/, so its packages are named one by one.
+PKGS    := ./... $(shell find testdata -name '*.go' -exec dirname {} \; | sort -u | sed 's|^|./|')
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZTIME ?= 3s
+
+.PHONY: all build demo test unit lint deps fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ferry
+
+# Debian's docker-registry (distribution 2.8, the generation Harbor runs) and
+# skopeo (the peer that must read our bundles). CNCF distribution v3 comes
+# from go.mod's tool directive and needs no install.
+deps:
+	@if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then \
+		echo "installing Debian packages docker-registry and skopeo"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry skopeo >/dev/null; \
+	fi
+
+demo: deps build
+	$(GO) run ./testdata/demo -ferry $(BIN)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# The whole suite with the race detector, then a short run of every fuzz target.
+test: deps lint
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run).
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/ferry-fuzz.log 2>&1 || { cat /tmp/ferry-fuzz.log; exit 1; }; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-oci/ferry/bundle"
+)
+
+func newExportCmd(g *globals) *cobra.Command {
+	var (
+		opts       bundle.ExportOptions
+		imagesFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "export [REFERENCE...] -o BUNDLE",
+		Short: "Pull images from registries into a bundle",
+		Long: `Pull images from registries into a bundle: an OCI image layout directory.
+
+Every reference is resolved; every platform of a multi-arch image, every
+config and layer is written once, verified as it streams in. Layers are copied
+as they are, never decompressed or recompressed, so digests and signatures
+arrive unchanged. Re-running an interrupted export into the same directory
+re-uses (after verifying) the blobs already there. index.json and ferry.json
+are written last: a bundle is complete when they are there.`,
+		Example: `  ferry export docker.io/library/alpine:3.20 quay.io/org/app@sha256:… -o ./bundle
+  ferry export --images-file images.txt -o ./bundle
+  ferry export --images-file images.txt -o ./bundle --dry-run
+  ferry export --images-file images.txt --baseline previous/ferry.json -o ./delta
+  ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.References = args
+			if imagesFile != "" {
+				refs, err := readImagesFile(imagesFile)
+				if err != nil {
+					return err
+				}
+				opts.References = append(opts.References, refs...)
+			}
+			if len(opts.References) == 0 {
+				return usagef("no images to export: name references or give --images-file")
+			}
+			if opts.Output == "" {
+				return usagef("no output: give -o DIRECTORY")
+			}
+			opts.Jobs, opts.Progress, opts.Creator = g.jobs, newProgress(g), "ferry "+version
+			res, err := bundle.Export(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			printExport(g, opts, res)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&imagesFile, "images-file", "", "file of references, one a line; # starts a comment")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "bundle directory to write")
+	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
+	registryFlags(cmd, "src", &opts.Source)
+	return cmd
+}
+
+func readImagesFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("reading images file: %v", err)
+	}
+	defer f.Close()
+	refs, err := bundle.ReadImagesFile(f, path)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return refs, nil
+}
+
+func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult) {
+	s := res.Summary
+	if opts.DryRun {
+		fmt.Fprintf(g.out, "plan (dry run, nothing written):\n")
+		for _, img := range res.Plan.Images {
+			fmt.Fprintf(g.out, "  image %s  %s\n", img.Source, img.Root.Digest)
+		}
+		for _, b := range res.Plan.Blobs {
+			what := "carry"
+			if !b.Included {
+				what = "omit (baseline)"
+			}
+			fmt.Fprintf(g.out, "  %-16s %s  %10s  %s\n", what, b.Desc.Digest, bundle.HumanBytes(b.Desc.Size), b.Desc.MediaType)
+		}
+		inc, n := res.Plan.IncludedBytes()
+		fmt.Fprintf(g.out, "would carry %d of %d blobs, %s; omit %d, %s\n", n, s.Blobs, bundle.HumanBytes(inc), s.Omitted, bundle.HumanBytes(s.OmittedBytes))
+		return
+	}
+	fmt.Fprintf(g.out, "exported %d image(s) to %s\n", s.Images, opts.Output)
+	fmt.Fprintf(g.out, "  blobs:     %d (%s)\n", s.Blobs, bundle.HumanBytes(s.Bytes))
+	fmt.Fprintf(g.out, "  fetched:   %d (%s)\n", s.Transferred, bundle.HumanBytes(s.TransferredBytes))
+	fmt.Fprintf(g.out, "  reused:    %d (%s) already in the bundle\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))
+	if s.Omitted > 0 {
+		fmt.Fprintf(g.out, "  omitted:   %d (%s) per baseline\n", s.Omitted, bundle.HumanBytes(s.OmittedBytes))
+	}
+	fmt.Fprintf(g.out, "  time:      %s (%s/s)\n", s.Duration.Round(1e6), bundle.HumanBytes(int64(s.Throughput())))
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-oci/ferry/bundle"
+)
+
+func newImportCmd(g *globals) *cobra.Command {
+	var opts bundle.ImportOptions
+	cmd := &cobra.Command{
+		Use:   "import BUNDLE --to REGISTRY[/PREFIX]",
+		Short: "Verify a bundle and push it into a registry",
+		Long: `Verify a bundle and push it into a registry.
+
+The whole bundle is verified first (every included blob hashed); if anything
+is wrong, nothing is pushed. Then blobs the destination lacks are pushed,
+manifests children first, and tags last, so a tag never points at an
+incomplete image. What the destination already has is skipped; a tag already
+at the right digest is not touched.
+
+--to drops the source host and keeps the repository path:
+docker.io/library/alpine:3.20 → harbor.internal/mirror/library/alpine:3.20.
+A plain OCI layout from another tool whose images are named by a bare tag
+needs --to REGISTRY/REPOSITORY.`,
+		Example: `  ferry import ./bundle --to harbor.internal/mirror
+  ferry import ./bundle --to registry.local:5000 --dest-plain-http
+  ferry import ./bundle --to harbor.internal/mirror --dry-run`,
+		Args: exactArgs(1, "BUNDLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.To == "" {
+				return usagef("no destination: give --to REGISTRY[/PREFIX], e.g. --to harbor.internal/mirror")
+			}
+			opts.Bundle = args[0]
+			opts.Jobs, opts.Progress = g.jobs, newProgress(g)
+			res, err := bundle.Import(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			printImport(g, opts, res)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
+	registryFlags(cmd, "dest", &opts.Dest)
+	return cmd
+}
+
+func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult) {
+	s := res.Summary
+	if opts.DryRun {
+		fmt.Fprintf(g.out, "plan (dry run, nothing pushed):\n")
+		for _, t := range res.Targets {
+			fmt.Fprintf(g.out, "  image %s → %s\n", t.Source, t.Dest)
+		}
+		var bytes int64
+		for _, rb := range res.Push {
+			bytes += rb.Desc.Size
+			fmt.Fprintf(g.out, "  push  %s  %10s  to %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
+		}
+		fmt.Fprintf(g.out, "would push %d blob(s), %s; %d already at the destination\n", len(res.Push), bundle.HumanBytes(bytes), s.Skipped)
+		return
+	}
+	fmt.Fprintf(g.out, "imported %d image(s) into %s\n", s.Images, opts.To)
+	fmt.Fprintf(g.out, "  pushed:    %d (%s)\n", s.Transferred, bundle.HumanBytes(s.TransferredBytes))
+	fmt.Fprintf(g.out, "  present:   %d (%s) already at the destination\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))
+	if s.Mounted > 0 {
+		fmt.Fprintf(g.out, "  mounted:   %d from other repositories\n", s.Mounted)
+	}
+	fmt.Fprintf(g.out, "  tags:      %d set, %d moved, %d unchanged\n", len(s.TagsSet), len(s.TagsMoved), s.TagsUnchanged)
+	for _, t := range s.TagsMoved {
+		fmt.Fprintf(g.out, "    moved %s\n", t)
+	}
+	fmt.Fprintf(g.out, "  time:      %s (%s/s)\n", s.Duration.Round(1e6), bundle.HumanBytes(int64(s.Throughput())))
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the argument.
+func exactArgs(n int, name string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s takes %d argument (%s), got %d; see '%s --help'", cmd.Name(), n, name, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}

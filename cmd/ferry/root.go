@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "v0.1.0-dev"
+
+// Exit codes scripts can rely on.
+const (
+	exitOK          = 0
+	exitFailure     = 1   // a registry, network or file system failure
+	exitUsage       = 2   // bad flags, arguments or references
+	exitInvalid     = 3   // the bundle failed verification
+	exitInterrupted = 130 // Ctrl-C or SIGTERM
+)
+
+// usageError marks errors in what the user typed.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	quiet bool
+	jobs  int
+	out   io.Writer // summaries and reports
+	err   io.Writer // progress and errors
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ferry",
+		Short: "Carry container images across an air gap",
+		Long: `ferry carries container images across an air gap.
+
+On the connected side, 'ferry export' pulls images from registries into a
+bundle (an OCI image layout). On the air-gapped side, 'ferry import' verifies
+every byte of the bundle and pushes it into the internal registry: blobs
+first, then manifests, then tags; skipping what is already there.`,
+		Example: `  ferry export docker.io/library/alpine:3.20 -o ./bundle
+  ferry verify ./bundle
+  ferry import ./bundle --to harbor.internal/mirror`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output, only the summary and errors")
+	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", bundle.DefaultJobs, "how many blobs move at once")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g))
+	return root
+}
+
+// run executes the command line and returns the process exit code.
+func run(ctx context.Context, args []string) int {
+	g := &globals{out: os.Stdout, err: os.Stderr}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetOut(g.out)
+	root.SetErr(g.err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(g.err, "ferry: error:", err)
+	return exitCode(ctx, err)
+}
+
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ue), errors.Is(err, bundle.ErrInvalidReference):
+		return exitUsage
+	case errors.Is(err, verify.ErrBundleInvalid):
+		return exitInvalid
+	}
+	return exitFailure
+}
+
+// registryFlags binds the flags that reach one side's registries.
+func registryFlags(cmd *cobra.Command, side string, o *bundle.RegistryOptions) {
+	cmd.Flags().StringVar(&o.Credentials, side+"-creds", "", "USER:PASSWORD for the "+side+" registry (default: docker's config.json)")
+	cmd.Flags().BoolVar(&o.PlainHTTP, side+"-plain-http", false, "talk plain HTTP to the "+side+" registry")
+	cmd.Flags().StringVar(&o.CAFile, side+"-ca-file", "", "PEM file of CA certificates to trust for the "+side+" registry")
+	o.UserAgent = "ferry/" + version
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	var against bundle.ImportOptions
+	cmd := &cobra.Command{
+		Use:   "verify BUNDLE",
+		Short: "Check a bundle offline: structure, every digest and size, every reference",
+		Long: `Check a bundle offline.
+
+Checks the layout's structure, hashes every included blob against its digest
+and size, checks that every blob a manifest references is either in the bundle
+or listed as omitted in ferry.json, and that ferry.json agrees with
+index.json. Every problem is listed with the digest, the file and the images
+it breaks.
+
+With --against REGISTRY[/PREFIX], it also asks the destination, without
+pushing anything, whether every blob a delta bundle omits is there (or can be
+mounted from where the baseline says it lives): exactly the check import makes
+before it pushes.
+
+Exit status: 0 when the bundle is clean, 3 when it has problems, 1 when it
+cannot be read at all or the destination lacks omitted blobs.`,
+		Example: `  ferry verify ./bundle
+  ferry verify ./delta --against harbor.internal/mirror`,
+		Args: exactArgs(1, "BUNDLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if against.To != "" {
+				return verifyAgainst(cmd, g, args[0], against)
+			}
+			dir, err := layout.OpenDir(args[0])
+			if err != nil {
+				return err
+			}
+			prog := newProgress(g)
+			var opts verify.Options
+			if prog != nil {
+				opts.Total = func(n int64) { prog.Start("verify", n) }
+				opts.Progress = prog.Add
+			}
+			rep, err := verify.Bundle(cmd.Context(), dir, opts)
+			if prog != nil {
+				prog.Done()
+			}
+			if err != nil {
+				return err
+			}
+			kind := "ferry bundle"
+			if rep.Manifest == nil {
+				kind = "plain OCI layout (no ferry.json)"
+			}
+			fmt.Fprintf(g.out, "%s: %s, %d image(s), %d blob(s) verified (%s)", args[0], kind, len(rep.Images), rep.Blobs, bundle.HumanBytes(rep.Bytes))
+			if rep.Omitted > 0 {
+				fmt.Fprintf(g.out, ", %d omitted (%s)", rep.Omitted, bundle.HumanBytes(rep.OmittedBytes))
+			}
+			fmt.Fprintln(g.out)
+			if err := rep.Err(); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out, "OK")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&against.To, "against", "", "also check the destination REGISTRY[/PREFIX] holds what the bundle omits")
+	registryFlags(cmd, "dest", &against.Dest)
+	return cmd
+}
+
+// verifyAgainst is import's verification and planning, with nothing pushed.
+func verifyAgainst(cmd *cobra.Command, g *globals, path string, opts bundle.ImportOptions) error {
+	opts.Bundle, opts.DryRun = path, true
+	opts.Jobs, opts.Progress = g.jobs, newProgress(g)
+	res, err := bundle.Import(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	s := res.Summary
+	var bytes int64
+	for _, rb := range res.Push {
+		bytes += rb.Desc.Size
+	}
+	fmt.Fprintf(g.out, "%s against %s: bundle verified; %d image(s); destination has %d blob(s), %d mountable from other repositories; import would push %d blob(s), %s\n",
+		path, opts.To, s.Images, s.Skipped, s.Mounted, len(res.Push), bundle.HumanBytes(bytes))
+	fmt.Fprintln(g.out, "OK")
+	return nil
+}

@@ -1,0 +1,83 @@
+package delta
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// Baseline is the union of one or more baseline files.
+type Baseline struct {
+	// Files are the digests of the files merged, sorted.
+	Files []digest.Digest
+	blobs map[digest.Digest]*entry
+}
+
+type entry struct {
+	size  int64
+	repos map[string]bool
+}
+
+// New returns an empty baseline.
+func New() *Baseline {
+	return &Baseline{blobs: map[digest.Digest]*entry{}}
+}
+
+// Load reads and merges baseline files. Each must be a ferry.json or an
+// inventory file; every blob it lists, included or omitted, counts as held
+// by the destination.
+func Load(paths ...string) (*Baseline, error) {
+	b := New()
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading baseline: %w", err)
+		}
+		m, err := layout.ParseBundleManifest(bytes.NewReader(data), p)
+		if err != nil {
+			return nil, fmt.Errorf("baseline %w", err)
+		}
+		b.Add(m)
+		b.Files = append(b.Files, digest.FromBytes(data))
+	}
+	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i] < b.Files[j] })
+	return b, nil
+}
+
+// Add merges the blobs of m.
+func (b *Baseline) Add(m *layout.BundleManifest) {
+	for _, blob := range m.Blobs {
+		e, ok := b.blobs[blob.Digest]
+		if !ok {
+			e = &entry{size: blob.Size, repos: map[string]bool{}}
+			b.blobs[blob.Digest] = e
+		}
+		for _, r := range blob.Repositories {
+			e.repos[r] = true
+		}
+	}
+}
+
+// Has reports whether the destination holds d (of the given size) and in
+// which source-path repositories, sorted. A listed digest with another size
+// does not count: that baseline is wrong about it.
+func (b *Baseline) Has(d digest.Digest, size int64) ([]string, bool) {
+	e, ok := b.blobs[d]
+	if !ok || e.size != size {
+		return nil, false
+	}
+	repos := make([]string, 0, len(e.repos))
+	for r := range e.repos {
+		repos = append(repos, r)
+	}
+	sort.Strings(repos)
+	return repos, true
+}
+
+// Len is the number of distinct blobs listed.
+func (b *Baseline) Len() int { return len(b.blobs) }
