@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ferry-oci/ferry/bundle"
@@ -148,4 +149,23 @@ func TestSkopeoReadsBundle(t *testing.T) {
 	if got.Digest != img.Root.Digest {
 		t.Errorf("skopeo copied %s, want %s (blob-level copy must keep the digest)", got.Digest, img.Root.Digest)
 	}
+}
+
+// tags lists a destination repository's tags; nil when it has none.
+func tags(t *testing.T, host, repoName string) []string {
+	t.Helper()
+	repo, err := remote.NewRepository(host + "/" + repoName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	var out []string
+	err = repo.Tags(context.Background(), "", func(ts []string) error {
+		out = append(out, ts...)
+		return nil
+	})
+	if err != nil && !strings.Contains(err.Error(), "404") && !strings.Contains(err.Error(), "NAME_UNKNOWN") {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -52,6 +52,9 @@ func ParseReference(s string) (Reference, error) {
 	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 		r.Tag = rest[i+1:]
 		rest = rest[:i]
+		if r.Tag == "" {
+			return fail("empty tag after ':'")
+		}
 	}
 	host, path, found := strings.Cut(rest, "/")
 	if !found || !(strings.ContainsAny(host, ".:") || host == "localhost") {

@@ -60,7 +60,7 @@ func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([
 				return fmt.Errorf("manifest %s: %w: it refers to itself through %v", desc.Digest, ErrInvalidManifest, path)
 			}
 		}
-		if depth > MaxDepth {
+		if depth > MaxDepth && IsManifest(desc.MediaType) {
 			return fmt.Errorf("manifest %s: %w: indexes nested more than %d deep", desc.Digest, ErrInvalidManifest, MaxDepth)
 		}
 		if IsManifest(desc.MediaType) {

@@ -1,6 +1,8 @@
 package layout
 
 import (
+	_ "crypto/sha256" // registers the algorithms ValidateDigest accepts
+	_ "crypto/sha512"
 	"fmt"
 	"hash"
 	"io"

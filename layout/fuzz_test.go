@@ -1,0 +1,98 @@
+package layout
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Fuzz targets for every parser of untrusted bundle input. Each must return
+// an error or a value that satisfies the parser's own promises; never panic.
+
+func FuzzParseIndex(f *testing.F) {
+	d := digest.FromString("m")
+	f.Add(`{"schemaVersion":2,"manifests":[{"mediaType":"` + ocispec.MediaTypeImageManifest + `","digest":"` + d.String() + `","size":1,"annotations":{"org.opencontainers.image.ref.name":"docker.io/library/a:1"}}]}`)
+	f.Add(`{"schemaVersion":2,"manifests":[{"digest":"sha256:../../x","size":-1}]}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		idx, err := ParseIndex(strings.NewReader(in), "index.json")
+		if err != nil {
+			return
+		}
+		for _, m := range idx.Manifests {
+			if ValidateDescriptor(m) != nil || !IsManifest(m.MediaType) {
+				t.Fatalf("accepted a bad descriptor %+v", m)
+			}
+		}
+	})
+}
+
+func FuzzChildren(f *testing.F) {
+	cfg := `{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromString("c").String() + `","size":1}`
+	f.Add(ocispec.MediaTypeImageManifest, `{"schemaVersion":2,"config":`+cfg+`,"layers":[`+cfg+`]}`)
+	f.Add(ocispec.MediaTypeImageIndex, `{"schemaVersion":2,"manifests":[{"mediaType":"`+ocispec.MediaTypeImageManifest+`","digest":"sha256:../x","size":1}]}`)
+	f.Add(MediaTypeDockerManifestList, `{"manifests":null}`)
+	f.Fuzz(func(t *testing.T, mediaType, data string) {
+		desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromString(data), Size: int64(len(data))}
+		children, err := Children(desc, []byte(data))
+		if err != nil {
+			return
+		}
+		for _, c := range children {
+			if ValidateDescriptor(c) != nil {
+				t.Fatalf("accepted a bad child %+v", c)
+			}
+		}
+	})
+}
+
+func FuzzParseBundleManifest(f *testing.F) {
+	d := digest.FromString("x").String()
+	f.Add(`{"mediaType":"` + MediaTypeBundle + `","images":[{"reference":"a/b:c","digest":"` + d + `"}],"blobs":[{"digest":"` + d + `","size":3,"repositories":["a/b"],"included":false}],"baselines":["` + d + `"]}`)
+	f.Add(`{"mediaType":"application/vnd.ferry.bundle.v9+json"}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		m, err := ParseBundleManifest(strings.NewReader(in), "ferry.json")
+		if err != nil {
+			return
+		}
+		seen := map[digest.Digest]bool{}
+		for _, b := range m.Blobs {
+			if ValidateDigest(b.Digest) != nil || b.Size < 0 || seen[b.Digest] {
+				t.Fatalf("accepted a bad blob %+v", b)
+			}
+			seen[b.Digest] = true
+		}
+		// What parses, re-marshals and parses to the same thing.
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseBundleManifest(bytes.NewReader(out), "again"); err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+	})
+}
+
+func FuzzVerifyReader(f *testing.F) {
+	f.Add([]byte("content"), []byte("content"))
+	f.Add([]byte("content"), []byte("contenT"))
+	f.Add([]byte(""), []byte("x"))
+	f.Fuzz(func(t *testing.T, expected, actual []byte) {
+		desc := ocispec.Descriptor{Digest: digest.FromBytes(expected), Size: int64(len(expected))}
+		vr, err := NewVerifyReader(bytes.NewReader(actual), desc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(vr)
+		if bytes.Equal(expected, actual) != (err == nil) {
+			t.Fatalf("expected %q actual %q: err %v", expected, actual, err)
+		}
+		if err == nil && !bytes.Equal(got, expected) {
+			t.Fatal("passed different bytes")
+		}
+	})
+}

@@ -1,0 +1,364 @@
+package layout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func descOf(data []byte) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: "application/octet-stream", Digest: digest.FromBytes(data), Size: int64(len(data))}
+}
+
+func TestVerifyReader(t *testing.T) {
+	good := []byte("hello, air gap")
+	desc := descOf(good)
+	flipped := bytes.Clone(good)
+	flipped[3] ^= 1
+	tests := []struct {
+		name    string
+		content []byte
+		desc    ocispec.Descriptor
+		wantErr error
+	}{
+		{"exact", good, desc, nil},
+		{"empty blob", nil, descOf(nil), nil},
+		{"flipped byte", flipped, desc, ErrDigestMismatch},
+		{"short", good[:5], desc, ErrSizeMismatch},
+		{"trailing bytes", append(bytes.Clone(good), '!'), desc, ErrSizeMismatch},
+		{"descriptor size too small", good, ocispec.Descriptor{Digest: desc.Digest, Size: 3}, ErrSizeMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vr, err := NewVerifyReader(bytes.NewReader(tt.content), tt.desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(vr)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == nil && !bytes.Equal(got, tt.content) {
+				t.Fatalf("read %q, want %q", got, tt.content)
+			}
+			if tt.wantErr != nil && !strings.Contains(err.Error(), tt.desc.Digest.String()) {
+				t.Errorf("error %q does not name the digest", err)
+			}
+		})
+	}
+}
+
+func TestVerifyReaderOneByteAtATime(t *testing.T) {
+	data := bytes.Repeat([]byte("ferry"), 1000)
+	vr, err := NewVerifyReader(io.LimitReader(bytes.NewReader(data), 1<<20), descOf(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	buf := make([]byte, 1)
+	for {
+		n, err := vr.Read(buf)
+		out.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("content changed on the way through")
+	}
+}
+
+func TestValidateDigest(t *testing.T) {
+	hex := strings.Repeat("a", 64)
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"sha256:" + hex, true},
+		{"sha512:" + strings.Repeat("b", 128), true},
+		{"sha256:../x", false},
+		{"sha256:../../etc/passwd", false},
+		{"sha256:" + strings.ToUpper(hex), false},
+		{"sha256:" + hex[:63], false},
+		{"sha256:" + hex + "a", false},
+		{"md5:" + hex[:32], false},
+		{"sha384:" + strings.Repeat("c", 96), false}, // valid in go-digest, not verifiable by ferry's rules
+		{"", false},
+		{hex, false},
+		{"sha256:" + hex[:62] + "/a", false},
+	}
+	for _, tt := range tests {
+		err := ValidateDigest(digest.Digest(tt.in))
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateDigest(%q) = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidDigest) {
+			t.Errorf("ValidateDigest(%q): %v does not wrap ErrInvalidDigest", tt.in, err)
+		}
+	}
+	// No verifier and no path is built from a bad digest.
+	if _, err := NewVerifyReader(strings.NewReader(""), ocispec.Descriptor{Digest: "sha256:../x"}); !errors.Is(err, ErrInvalidDigest) {
+		t.Errorf("NewVerifyReader accepted a malformed digest: %v", err)
+	}
+	d := &Dir{root: t.TempDir()}
+	if _, err := d.BlobPath("sha256:../../x"); !errors.Is(err, ErrInvalidDigest) {
+		t.Errorf("BlobPath accepted a traversal: %v", err)
+	}
+}
+
+func TestChildren(t *testing.T) {
+	cfg := descOf([]byte("{}"))
+	cfg.MediaType = ocispec.MediaTypeImageConfig
+	layer := descOf([]byte("layer"))
+	layer.MediaType = ocispec.MediaTypeImageLayerGzip
+	manifest := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":` + jsonDesc(cfg) + `,"layers":[` + jsonDesc(layer) + `]}`
+	mdesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(manifest), Size: int64(len(manifest))}
+	index := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` + jsonDesc(mdesc) + `]}`
+	idesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString(index)}
+
+	tests := []struct {
+		name     string
+		desc     ocispec.Descriptor
+		data     string
+		want     []digest.Digest
+		wantErr  error
+		contains string
+	}{
+		{"manifest", mdesc, manifest, []digest.Digest{cfg.Digest, layer.Digest}, nil, ""},
+		{"index", idesc, index, []digest.Digest{mdesc.Digest}, nil, ""},
+		{"docker manifest body under an OCI descriptor", mdesc, strings.Replace(manifest, ocispec.MediaTypeImageManifest, MediaTypeDockerManifest, 1), nil, ErrInvalidManifest, "descriptor says"},
+		{"index read as a manifest", mdesc, index, nil, ErrInvalidManifest, ""},
+		{"not JSON", mdesc, "{", nil, ErrInvalidManifest, ""},
+		{"schema 1", ocispec.Descriptor{MediaType: mediaTypeDockerSchema1JWS, Digest: mdesc.Digest}, "{}", nil, ErrUnsupported, "schema 1"},
+		{"layer is not a manifest", layer, "{}", nil, ErrInvalidManifest, ""},
+		{"child with traversal digest", mdesc, strings.Replace(manifest, layer.Digest.String(), "sha256:../../etc/passwd", 1), nil, ErrInvalidManifest, "invalid digest"},
+		{"index listing a layer", idesc, strings.Replace(index, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageLayerGzip, 1), nil, ErrInvalidManifest, "not a manifest"},
+		{"manifest without config", mdesc, `{"schemaVersion":2,"layers":[]}`, nil, ErrInvalidManifest, "no config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Children(tt.desc, []byte(tt.data))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.contains) {
+					t.Fatalf("error %v, want %v containing %q", err, tt.wantErr, tt.contains)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var digests []digest.Digest
+			for _, c := range got {
+				digests = append(digests, c.Digest)
+			}
+			if !slices.Equal(digests, tt.want) {
+				t.Fatalf("children %v, want %v", digests, tt.want)
+			}
+		})
+	}
+}
+
+func jsonDesc(d ocispec.Descriptor) string {
+	return `{"mediaType":"` + d.MediaType + `","digest":"` + d.Digest.String() + `","size":` + itoa(d.Size) + `}`
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestWriteBlobIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := CreateDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("a layer's worth of bytes")
+	desc := descOf(data)
+	bad := bytes.Clone(data)
+	bad[0] ^= 0xff
+	if err := d.WriteBlob(ctx, desc, bytes.NewReader(bad)); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("corrupt write: %v, want ErrDigestMismatch", err)
+	}
+	if ok, _ := d.Exists(desc); ok {
+		t.Fatal("a blob that failed verification appeared at its final path")
+	}
+	assertNoTempFiles(t, root)
+	if err := d.WriteBlob(ctx, desc, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CheckBlob(ctx, desc); err != nil {
+		t.Fatal(err)
+	}
+	assertNoTempFiles(t, root)
+	// Cancellation stops the copy and leaves nothing behind.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	other := []byte("another blob")
+	if err := d.WriteBlob(cctx, descOf(other), bytes.NewReader(other)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled write: %v", err)
+	}
+	assertNoTempFiles(t, root)
+}
+
+func assertNoTempFiles(t *testing.T, root string) {
+	t.Helper()
+	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasPrefix(fi.Name(), ".ferry-tmp-") {
+			t.Errorf("temp file left behind: %s", path)
+		}
+		return nil
+	})
+}
+
+func TestOpenDirRejectsBadLayoutFile(t *testing.T) {
+	for name, content := range map[string]string{
+		"missing":       "",
+		"wrong version": `{"imageLayoutVersion":"2.0.0"}`,
+		"not JSON":      `imageLayoutVersion`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			if content != "" {
+				os.WriteFile(filepath.Join(root, FileOCILayout), []byte(content), 0o644)
+			}
+			if _, err := OpenDir(root); !errors.Is(err, ErrInvalidLayout) {
+				t.Fatalf("OpenDir: %v, want ErrInvalidLayout", err)
+			}
+		})
+	}
+}
+
+func TestParseBundleManifest(t *testing.T) {
+	d := digest.FromString("x")
+	valid := `{"mediaType":"` + MediaTypeBundle + `","images":[{"reference":"docker.io/library/a:1","digest":"` + d.String() + `"}],"blobs":[{"digest":"` + d.String() + `","size":1,"included":true,"future":"ignored"}],"newField":1}`
+	if m, err := ParseBundleManifest(strings.NewReader(valid), "ferry.json"); err != nil || len(m.Blobs) != 1 || !m.Blobs[0].Included {
+		t.Fatalf("valid manifest: %v %+v", err, m)
+	}
+	tests := map[string]struct {
+		in      string
+		wantErr error
+	}{
+		"unknown version": {strings.Replace(valid, "bundle.v1", "bundle.v2", 1), ErrUnsupported},
+		"bad digest":      {strings.Replace(valid, `"digest":"`+d.String()+`","size"`, `"digest":"sha256:../x","size"`, 1), ErrInvalidDigest},
+		"negative size":   {strings.Replace(valid, `"size":1`, `"size":-1`, 1), nil},
+		"listed twice":    {strings.Replace(valid, `"blobs":[`, `"blobs":[{"digest":"`+d.String()+`","size":1},`, 1), nil},
+		"oversized":       {valid[:len(valid)-1] + `,"pad":"` + strings.Repeat("x", MaxMetadataSize) + `"}`, ErrTooLarge},
+		"not JSON":        {"[", nil},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseBundleManifest(strings.NewReader(tt.in), "ferry.json")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("%v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), "ferry.json") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestMarshalBundleManifestIsDeterministic(t *testing.T) {
+	a, b := digest.FromString("a"), digest.FromString("b")
+	m1 := &BundleManifest{MediaType: MediaTypeBundle, Blobs: []BundleBlob{{Digest: b, Repositories: []string{"z", "y"}}, {Digest: a}}}
+	m2 := &BundleManifest{MediaType: MediaTypeBundle, Blobs: []BundleBlob{{Digest: a}, {Digest: b, Repositories: []string{"y", "z"}}}}
+	j1, _ := m1.Marshal()
+	j2, _ := m2.Marshal()
+	if !bytes.Equal(j1, j2) {
+		t.Fatalf("same content, different bytes:\n%s\n%s", j1, j2)
+	}
+	back, err := ParseBundleManifest(bytes.NewReader(j1), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := back.Blob(b); !ok {
+		t.Fatal("Blob lookup failed after a round trip")
+	}
+}
+
+func TestParseIndex(t *testing.T) {
+	d := digest.FromString("m")
+	good := `{"schemaVersion":2,"manifests":[{"mediaType":"` + ocispec.MediaTypeImageManifest + `","digest":"` + d.String() + `","size":1}]}`
+	if idx, err := ParseIndex(strings.NewReader(good), "index.json"); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("%v", err)
+	}
+	for name, in := range map[string]string{
+		"schema 1":       strings.Replace(good, `"schemaVersion":2`, `"schemaVersion":1`, 1),
+		"layer in index": strings.Replace(good, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageLayerGzip, 1),
+		"bad digest":     strings.Replace(good, d.String(), "sha256:ABC", 1),
+		"negative size":  strings.Replace(good, `"size":1`, `"size":-5`, 1),
+		"oversized":      `{"schemaVersion":2,"x":"` + strings.Repeat("a", MaxManifestSize) + `"}`,
+		"truncated JSON": good[:40],
+	} {
+		if _, err := ParseIndex(strings.NewReader(in), "index.json"); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// memFetcher serves blobs from memory for graph tests.
+type memFetcher map[digest.Digest][]byte
+
+func (m memFetcher) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	b, ok := m[d.Digest]
+	if !ok {
+		return nil, ErrBlobNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func TestWalkRejectsAbsurdNesting(t *testing.T) {
+	store := memFetcher{}
+	cfg := []byte("{}")
+	store[digest.FromBytes(cfg)] = cfg
+	leafJSON := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromBytes(cfg).String() + `","size":2},"layers":[]}`
+	cur := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(leafJSON), Size: int64(len(leafJSON))}
+	store[cur.Digest] = []byte(leafJSON)
+	for depth := 0; depth <= MaxDepth+1; depth++ {
+		idx := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[` + jsonDesc(cur) + `]}`
+		cur = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString(idx), Size: int64(len(idx))}
+		store[cur.Digest] = []byte(idx)
+		graph, err := NewGraph().Walk(context.Background(), store, cur)
+		if depth < MaxDepth {
+			if err != nil {
+				t.Fatalf("depth %d: %v", depth, err)
+			}
+			if len(graph) != depth+3 || graph[len(graph)-1].Digest != cur.Digest || graph[0].Digest != digest.FromBytes(cfg) {
+				t.Fatalf("depth %d: graph %v not children-first", depth, graph)
+			}
+		} else if !errors.Is(err, ErrInvalidManifest) {
+			t.Fatalf("depth %d: %v, want ErrInvalidManifest", depth, err)
+		}
+	}
+}
+
+func TestReadManifestRefusesHugeDescriptors(t *testing.T) {
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("x"), Size: MaxManifestSize + 1}
+	fetched := false
+	_, err := ReadManifest(context.Background(), fetchFunc(func() { fetched = true }), desc)
+	if !errors.Is(err, ErrTooLarge) || fetched {
+		t.Fatalf("err %v, fetched %v: want ErrTooLarge before any fetch", err, fetched)
+	}
+}
+
+type fetchFunc func()
+
+func (f fetchFunc) Fetch(context.Context, ocispec.Descriptor) (io.ReadCloser, error) {
+	f()
+	return io.NopCloser(strings.NewReader("")), nil
+}
