@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -32,6 +33,10 @@ type RegistryOptions struct {
 	// UserAgent is sent with every request; empty means oras-go's default.
 	UserAgent string
 }
+
+// ErrInvalidOption: an option value that cannot work, such as credentials
+// without a colon.
+var ErrInvalidOption = errors.New("invalid option")
 
 // client builds oras-go repositories that share one HTTP client, one
 // credential source and one token cache.
@@ -80,7 +85,7 @@ func credentialFunc(creds string) (auth.CredentialFunc, error) {
 	if creds != "" {
 		user, pass, ok := strings.Cut(creds, ":")
 		if !ok || user == "" {
-			return nil, fmt.Errorf("credentials must be USER:PASSWORD (the user part is empty or there is no colon)")
+			return nil, fmt.Errorf("%w: credentials must be USER:PASSWORD (the user part is empty or there is no colon)", ErrInvalidOption)
 		}
 		cred := auth.Credential{Username: user, Password: pass}
 		return func(_ context.Context, _ string) (auth.Credential, error) { return cred, nil }, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -68,8 +67,8 @@ first, then manifests, then tags; skipping what is already there.`,
 }
 
 // run executes the command line and returns the process exit code.
-func run(ctx context.Context, args []string) int {
-	g := &globals{out: os.Stdout, err: os.Stderr}
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{out: stdout, err: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetOut(g.out)
@@ -87,7 +86,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue), errors.Is(err, bundle.ErrInvalidReference):
+	case errors.As(err, &ue), errors.Is(err, bundle.ErrInvalidReference), errors.Is(err, bundle.ErrInvalidOption):
 		return exitUsage
 	case errors.Is(err, verify.ErrBundleInvalid):
 		return exitInvalid

@@ -1,0 +1,234 @@
+package bundle_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/testdata/imagegen"
+	"github.com/ferry-oci/ferry/testdata/regtest"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+// exportSet seeds a source and exports the whole set.
+func exportSet(t *testing.T, kind regtest.Kind) (*regtest.Server, *imagegen.Set, string) {
+	t.Helper()
+	src, set, refs := seed(t, kind, imagegen.Options{})
+	out := filepath.Join(t.TempDir(), "bundle")
+	if _, err := bundle.Export(context.Background(), bundle.ExportOptions{References: refs, Output: out, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	return src, set, out
+}
+
+// largestLayer is the biggest non-manifest blob of the set and the image
+// that uses it first.
+func largestLayer(set *imagegen.Set) (digest.Digest, string) {
+	var best digest.Digest
+	var size int64
+	var owner string
+	for _, img := range set.Images {
+		for _, d := range set.Graph[img.Root.Digest] {
+			if !layout.IsManifest(d.MediaType) && d.Size > size {
+				best, size, owner = d.Digest, d.Size, img.Repository
+			}
+		}
+	}
+	return best, owner
+}
+
+func corrupt(t *testing.T, bundleDir string, d digest.Digest, mutate func([]byte) []byte) {
+	t.Helper()
+	path := filepath.Join(bundleDir, layout.BlobName(d))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o644)
+	if err := os.WriteFile(path, mutate(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestImportRefusesCorruptBundle(t *testing.T) {
+	_, set, _ := exportSet(t, regtest.Distribution)
+	layer, owner := largestLayer(set)
+	var manifest digest.Digest
+	for _, img := range set.Images {
+		if img.Repository == "team/app2" {
+			manifest = img.Root.Digest
+		}
+	}
+	cases := map[string]struct {
+		blob   digest.Digest
+		mutate func([]byte) []byte
+		want   string
+	}{
+		"flipped byte in a layer":    {layer, func(b []byte) []byte { b[len(b)/2] ^= 1; return b }, "digest mismatch"},
+		"truncated layer":            {layer, func(b []byte) []byte { return b[:len(b)-10] }, "size mismatch"},
+		"trailing bytes on a layer":  {layer, func(b []byte) []byte { return append(b, 0) }, "size mismatch"},
+		"flipped byte in a manifest": {manifest, func(b []byte) []byte { b[len(b)-2] ^= 1; return b }, "digest mismatch"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, out := exportSet(t, regtest.Distribution)
+			corrupt(t, out, tc.blob, tc.mutate)
+			dst := regtest.New(t, regtest.Distribution)
+			_, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/mirror", Dest: plain})
+			if !errors.Is(err, verify.ErrBundleInvalid) {
+				t.Fatalf("import of a corrupt bundle: %v, want ErrBundleInvalid", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.blob.Encoded()) || !strings.Contains(msg, tc.want) {
+				t.Errorf("error does not name the blob and the fault:\n%s", msg)
+			}
+			if tc.blob == layer && !strings.Contains(msg, owner) {
+				t.Errorf("error does not name the image the blob breaks (%s):\n%s", owner, msg)
+			}
+			// Nothing reached the destination: not a blob, not a tag.
+			for _, img := range set.Images {
+				if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
+					t.Errorf("%s has tags %v after a refused import", img.Repository, got)
+				}
+			}
+			if n := countFiles(t, filepath.Join(dst.Dir, "storage")); n != 0 {
+				t.Errorf("the destination stored %d files after a refused import", n)
+			}
+		})
+	}
+}
+
+func countFiles(t *testing.T, root string) int {
+	n := 0
+	filepath.Walk(root, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestExportResumesAndReplacesBadLeftovers(t *testing.T) {
+	ctx := context.Background()
+	src, set, out := exportSet(t, regtest.Distribution)
+	all := set.Digests()
+	// Simulate an interrupted run: metadata gone, two blobs missing, one
+	// corrupt, a temp file left over.
+	os.Remove(filepath.Join(out, layout.FileIndex))
+	os.Remove(filepath.Join(out, layout.FileBundle))
+	os.Remove(filepath.Join(out, layout.BlobName(all[0])))
+	os.Remove(filepath.Join(out, layout.BlobName(all[1])))
+	corrupt(t, out, all[2], func(b []byte) []byte { b[0] ^= 0xff; return b })
+	os.WriteFile(filepath.Join(out, "blobs", "sha256", ".ferry-tmp-x-123"), []byte("partial"), 0o644)
+
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(src.Host))
+	}
+	res, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.Transferred != 3 || res.Summary.Skipped != len(all)-3 {
+		t.Fatalf("resumed export fetched %d and reused %d; want 3 and %d", res.Summary.Transferred, res.Summary.Skipped, len(all)-3)
+	}
+	dir, _ := layout.OpenDir(out)
+	rep, err := verify.Bundle(ctx, dir, verify.Options{})
+	if err != nil || !rep.OK() {
+		t.Fatalf("resumed bundle does not verify: %v %v", err, rep.Err())
+	}
+	if got := blobFiles(t, out); len(got) != len(all) {
+		t.Fatalf("bundle holds %d files, want %d (temp files pruned)", len(got), len(all))
+	}
+}
+
+func TestImportMovesTagsAndSaysSo(t *testing.T) {
+	ctx := context.Background()
+	kind := regtest.Debian
+	_, v1, out := exportSet(t, kind)
+	dst := regtest.New(t, kind)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host, Dest: plain}); err != nil {
+		t.Fatal(err)
+	}
+	// Someone pushes v2 content under the v1 tags at the destination.
+	v2, _ := imagegen.Generate(imagegen.Options{Version: 2})
+	for i := range v2.Images {
+		v2.Images[i].Tag = v1.Images[i].Tag
+	}
+	if err := v2.Push(ctx, dst.Host); err != nil {
+		t.Fatal(err)
+	}
+	res, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host, Dest: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The apps changed; base, multi and nested did not.
+	if len(res.Summary.TagsMoved) != 3 || res.Summary.TagsUnchanged != 3 {
+		t.Fatalf("moved %v, unchanged %d; want the 3 app tags moved", res.Summary.TagsMoved, res.Summary.TagsUnchanged)
+	}
+	for _, m := range res.Summary.TagsMoved {
+		if !strings.Contains(m, "team/app") || !strings.Contains(m, "was sha256:") {
+			t.Errorf("moved tag reported as %q", m)
+		}
+	}
+	assertImported(t, v1, dst.Host, "")
+}
+
+func TestImportDryRunPushesNothing(t *testing.T) {
+	_, set, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	res, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: plain, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := 0
+	for _, rb := range res.Push {
+		if layout.IsManifest(rb.Desc.MediaType) {
+			t.Errorf("plan lists manifest %s among blobs", rb.Desc.Digest)
+		}
+		layers++
+	}
+	if layers == 0 || len(res.Targets) != len(set.Images) {
+		t.Fatalf("dry run planned %d blob pushes for %d targets", layers, len(res.Targets))
+	}
+	if n := countFiles(t, filepath.Join(dst.Dir, "storage")); n != 0 {
+		t.Fatalf("a dry run stored %d files at the destination", n)
+	}
+}
+
+func TestImportPlainLayoutFromSkopeo(t *testing.T) {
+	ctx := context.Background()
+	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{})
+	dst := regtest.New(t, regtest.Debian)
+	layoutDir := filepath.Join(t.TempDir(), "skopeo-layout")
+	app := set.Images[1]
+	cmd := exec.Command("skopeo", "copy", "--insecure-policy", "--src-tls-verify=false",
+		"docker://"+app.Reference(src.Host), "oci:"+layoutDir+":"+app.Tag)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, b)
+	}
+	// A bare tag needs the repository in --to, and the error says so.
+	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: layoutDir, To: dst.Host, Dest: plain})
+	if err == nil || !strings.Contains(err.Error(), "REGISTRY/REPOSITORY") {
+		t.Fatalf("import of a bare tag without a repository: %v", err)
+	}
+	res, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: layoutDir, To: dst.Host + "/from-skopeo/app1", Dest: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Summary.TagsSet) != 1 || res.Summary.TagsSet[0] != dst.Host+"/from-skopeo/app1:"+app.Tag {
+		t.Fatalf("tags set: %v", res.Summary.TagsSet)
+	}
+	only := *set
+	only.Images = []imagegen.Image{{Repository: "from-skopeo/app1", Tag: app.Tag, Root: app.Root}}
+	assertImported(t, &only, dst.Host, "")
+}

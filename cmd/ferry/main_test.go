@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/testdata/imagegen"
+	"github.com/ferry-oci/ferry/testdata/regtest"
+)
+
+func ferry(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"export", "--nope"}, "unknown flag"},
+		{"export without images", []string{"export", "-o", dir}, "--images-file"},
+		{"export without output", []string{"export", "alpine"}, "-o"},
+		{"export with a bad reference", []string{"export", "Not/Valid:ref", "-o", dir}, `"Not/Valid:ref"`},
+		{"images file with a bad line", []string{"export", "--images-file", writeFile(t, "alpine\nbad ref here\n"), "-o", dir}, ":2:"},
+		{"import without --to", []string{"import", dir}, "--to REGISTRY"},
+		{"import with a bad --to", []string{"import", dir, "--to", "https://x"}, "no scheme"},
+		{"verify without a bundle", []string{"verify"}, "BUNDLE"},
+		{"bad credentials form", []string{"export", "alpine", "-o", dir, "--src-creds", "nocolon"}, "USER:PASSWORD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := ferry(t, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q does not say %q", stderr, tt.want)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	p := filepath.Join(t.TempDir(), "images.txt")
+	os.WriteFile(p, []byte(content), 0o644)
+	return p
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, cmd := range []string{"export", "import", "verify", "inspect"} {
+		code, out, _ := ferry(t, cmd, "--help")
+		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "ferry "+cmd) {
+			t.Errorf("%s --help: exit %d, no examples:\n%s", cmd, code, out)
+		}
+	}
+}
+
+func TestExportVerifyImportExitCodes(t *testing.T) {
+	src := regtest.New(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Debian)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
+	if err := set.Push(context.Background(), src.Host); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, img := range set.Images {
+		lines = append(lines, img.Reference(src.Host))
+	}
+	out := filepath.Join(t.TempDir(), "bundle")
+	code, stdout, stderr := ferry(t, "export", "--images-file", writeFile(t, "# test\n"+strings.Join(lines, "\n")), "-o", out, "--src-plain-http")
+	if code != 0 || !strings.Contains(stdout, "exported 4 image(s)") {
+		t.Fatalf("export: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, _ = ferry(t, "verify", out); code != 0 || !strings.Contains(stdout, "OK") {
+		t.Fatalf("verify: exit %d\n%s", code, stdout)
+	}
+	if code, stdout, _ = ferry(t, "inspect", out); code != 0 || !strings.Contains(stdout, "linux/amd64, linux/arm64") {
+		t.Fatalf("inspect: exit %d\n%s", code, stdout)
+	}
+	code, stdout, stderr = ferry(t, "import", out, "--to", dst.Host+"/mirror", "--dest-plain-http")
+	if code != 0 || !strings.Contains(stdout, "tags:      4 set, 0 moved, 0 unchanged") {
+		t.Fatalf("import: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	// A flipped bit: verify and import exit 3 and name the blob.
+	var victim string
+	for _, d := range set.Digests() {
+		if len(set.Blobs[d]) > 1000 {
+			victim = d.Encoded()
+			break
+		}
+	}
+	path := filepath.Join(out, "blobs", "sha256", victim)
+	os.Chmod(path, 0o644)
+	data, _ := os.ReadFile(path)
+	data[100] ^= 1
+	os.WriteFile(path, data, 0o644)
+	code, _, stderr = ferry(t, "verify", out)
+	if code != exitInvalid || !strings.Contains(stderr, victim) {
+		t.Fatalf("verify of a corrupt bundle: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = ferry(t, "import", out, "--to", dst.Host+"/other", "--dest-plain-http")
+	if code != exitInvalid || !strings.Contains(stderr, victim) {
+		t.Fatalf("import of a corrupt bundle: exit %d\n%s", code, stderr)
+	}
+	// Not a bundle at all.
+	code, _, stderr = ferry(t, "verify", t.TempDir())
+	if code != exitFailure || !strings.Contains(stderr, layout.FileOCILayout) {
+		t.Fatalf("verify of an empty directory: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestLibraryPackagesStayOffTheCLI guards the thin-CLI rule: no library
+// package imports cobra or the progress bar.
+func TestLibraryPackagesStayOffTheCLI(t *testing.T) {
+	for _, pkg := range []string{"bundle", "layout", "delta", "verify"} {
+		out, err := exec.Command("go", "list", "-deps", "github.com/ferry-oci/ferry/"+pkg).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, banned := range []string{"github.com/spf13/cobra", "github.com/schollz/progressbar"} {
+			if strings.Contains(string(out), banned) {
+				t.Errorf("package %s depends on %s", pkg, banned)
+			}
+		}
+	}
+}
