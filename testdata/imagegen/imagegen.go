@@ -279,15 +279,26 @@ func (s *Set) Digests() []digest.Digest {
 	return out
 }
 
-// Push uploads every image of the set to the registry at host (plain HTTP),
-// children before parents, tags last.
+// Push uploads every image of the set to the open, plain-HTTP registry at
+// host, children before parents, tags last.
 func (s *Set) Push(ctx context.Context, host string) error {
+	return s.PushWith(ctx, func(name string) (*remote.Repository, error) {
+		repo, err := remote.NewRepository(host + "/" + name)
+		if err != nil {
+			return nil, err
+		}
+		repo.PlainHTTP = true
+		return repo, nil
+	})
+}
+
+// PushWith is Push through repositories the caller sets up (auth, TLS).
+func (s *Set) PushWith(ctx context.Context, repository func(name string) (*remote.Repository, error)) error {
 	for _, img := range s.Images {
-		repo, err := remote.NewRepository(host + "/" + img.Repository)
+		repo, err := repository(img.Repository)
 		if err != nil {
 			return err
 		}
-		repo.PlainHTTP = true
 		for _, d := range s.Graph[img.Root.Digest] {
 			if d.Digest == img.Root.Digest {
 				continue
@@ -297,7 +308,7 @@ func (s *Set) Push(ctx context.Context, host string) error {
 			}
 		}
 		if err := repo.PushReference(ctx, img.Root, bytes.NewReader(s.Blobs[img.Root.Digest]), img.Tag); err != nil {
-			return fmt.Errorf("tagging %s: %w", img.Reference(host), err)
+			return fmt.Errorf("tagging %s:%s: %w", img.Repository, img.Tag, err)
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ package regtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Kind names a registry implementation.
@@ -45,6 +49,8 @@ type Server struct {
 	Host string
 	// Dir holds the server's config and storage.
 	Dir string
+	// CAFile is the PEM CA that signed the server's certificate (TLS only).
+	CAFile string
 
 	cmd  *exec.Cmd
 	done chan error
@@ -53,8 +59,12 @@ type Server struct {
 
 // Options configure a server. The zero value is an open, plain-HTTP registry.
 type Options struct {
-	// ExtraConfig is appended, as YAML, to the generated config.yml.
-	ExtraConfig string
+	// Users, when not empty, maps user names to passwords that the server
+	// requires with basic auth (htpasswd).
+	Users map[string]string
+	// TLS serves HTTPS with a certificate signed by a CA made for this
+	// server; Server.CAFile is that CA.
+	TLS bool
 }
 
 // Start runs a registry of the given kind with its storage under dir and
@@ -72,6 +82,10 @@ func Start(ctx context.Context, kind Kind, dir string, opts Options) (*Server, e
 		return nil, err
 	}
 	host := fmt.Sprintf("127.0.0.1:%d", port)
+	extra, caFile, err := securityConfig(dir, opts)
+	if err != nil {
+		return nil, err
+	}
 	config := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -87,7 +101,7 @@ storage:
       enabled: false
 http:
   addr: %s
-%s`, filepath.Join(dir, "storage"), host, opts.ExtraConfig)
+%s`, filepath.Join(dir, "storage"), host, extra)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		return nil, err
@@ -104,7 +118,7 @@ http:
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", kind, err)
 	}
-	s := &Server{Kind: kind, Host: host, Dir: dir, cmd: cmd, done: make(chan error, 1), log: logf}
+	s := &Server{Kind: kind, Host: host, Dir: dir, CAFile: caFile, cmd: cmd, done: make(chan error, 1), log: logf}
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
@@ -131,6 +145,17 @@ func (s *Server) Stop() {
 func (s *Server) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
+	scheme := "http"
+	if s.CAFile != "" {
+		scheme = "https"
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.done:
@@ -139,7 +164,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return ctx.Err()
 		default:
 		}
-		resp, err := client.Get("http://" + s.Host + "/v2/")
+		resp, err := client.Get(scheme + "://" + s.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
@@ -151,10 +176,45 @@ func (s *Server) waitReady(ctx context.Context) error {
 	return errors.New("timed out waiting for /v2/")
 }
 
+// securityConfig writes htpasswd and certificates as opts asks and returns
+// the YAML that enables them, indented under the top level.
+func securityConfig(dir string, opts Options) (yaml, caFile string, err error) {
+	if opts.TLS {
+		ca, cert, key, err := makeCerts(dir)
+		if err != nil {
+			return "", "", err
+		}
+		caFile = ca
+		yaml += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+	}
+	if len(opts.Users) > 0 {
+		var lines []string
+		for user, pass := range opts.Users {
+			hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+			if err != nil {
+				return "", "", err
+			}
+			lines = append(lines, user+":"+string(hash))
+		}
+		path := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return "", "", err
+		}
+		yaml += fmt.Sprintf("auth:\n  htpasswd:\n    realm: ferry-test\n    path: %s\n", path)
+	}
+	return yaml, caFile, nil
+}
+
 // New starts a server for a test and stops it when the test ends.
 func New(t testing.TB, kind Kind) *Server {
 	t.Helper()
-	s, err := Start(context.Background(), kind, t.TempDir(), Options{})
+	return NewWith(t, kind, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, kind Kind, opts Options) *Server {
+	t.Helper()
+	s, err := Start(context.Background(), kind, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
