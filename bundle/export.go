@@ -64,6 +64,11 @@ type ExportResult struct {
 // from an interrupted run are verified and reused. index.json and ferry.json
 // are written last, so a bundle is complete exactly when they are there.
 func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
+	res, err := export(ctx, opts)
+	return res, explain(err, "src")
+}
+
+func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
 	prog := progressOrNone(opts.Progress)
 	if len(opts.References) == 0 {

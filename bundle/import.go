@@ -73,6 +73,11 @@ type RepoBlob struct {
 // what exists; blobs first, then manifests children first, then tags; a tag
 // already at the right digest is not touched.
 func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
+	res, err := importBundle(ctx, opts)
+	return res, explain(err, "dest")
+}
+
+func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	start := time.Now()
 	prog := progressOrNone(opts.Progress)
 	jobs := jobsOrDefault(opts.Jobs)

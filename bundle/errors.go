@@ -1,0 +1,28 @@
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+)
+
+// explain adds to a registry error what the user can do about it. side is
+// the flag prefix of the registry that failed: "src" or "dest".
+func explain(err error, side string) error {
+	if err == nil {
+		return nil
+	}
+	var resp *errcode.ErrorResponse
+	switch {
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return fmt.Errorf("%w: the registry wants credentials: pass --%s-creds USER:PASSWORD or log in so that docker's config.json has them", err, side)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%w: the registry rejected the credentials: check --%s-creds or docker's config.json", err, side)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w: the credentials lack permission for this repository", err)
+	}
+	return err
+}
