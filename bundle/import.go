@@ -46,9 +46,10 @@ type ImportOptions struct {
 type ImportResult struct {
 	Targets []Target
 	// Push lists the blobs (not manifests) the destination lacked, per
-	// repository.
-	Push    []RepoBlob
-	Summary Summary
+	// repository; Present, those it had; Mounted, those a delta omits that
+	// were mounted (in a dry run: found mountable) from another repository.
+	Push, Present, Mounted []RepoBlob
+	Summary                Summary
 }
 
 // Target is one image of the bundle and where it goes.
@@ -115,11 +116,10 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 
 	// Plan: ask the destination which blobs it lacks.
 	repos := groupByRepository(targets)
-	missing, err := imp.missingBlobs(ctx, repos, targets, opts.DryRun, &res.Summary)
+	missing, err := imp.missingBlobs(ctx, repos, targets, opts.DryRun, res)
 	if err != nil {
 		return nil, err
 	}
-	res.Push = missing
 	if opts.DryRun {
 		res.Summary.Duration = time.Since(start)
 		return res, nil
@@ -231,7 +231,8 @@ func (imp *importer) repo(name string) (*remote.Repository, error) {
 // --to; in a dry run, a HEAD there stands in for the mount. If neither finds
 // it, the import fails before anything is pushed, listing every such blob
 // and the images it breaks.
-func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, targets []Target, dryRun bool, sum *Summary) ([]RepoBlob, error) {
+func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, targets []Target, dryRun bool, res *ImportResult) ([]RepoBlob, error) {
+	sum := &res.Summary
 	var all []RepoBlob
 	for _, r := range repos {
 		for _, d := range r.descs {
@@ -285,10 +286,13 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, target
 		case state[i] == present:
 			sum.Skipped++
 			sum.SkippedBytes += rb.Desc.Size
+			res.Present = append(res.Present, rb)
 		case state[i] == mounted:
 			sum.Mounted++
+			res.Mounted = append(res.Mounted, rb)
 		case imp.inBundle(rb.Desc):
 			missing = append(missing, rb)
+			res.Push = append(res.Push, rb)
 		default:
 			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
 		}

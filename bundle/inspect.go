@@ -119,6 +119,9 @@ func platforms(ctx context.Context, dir *layout.Dir, graph *layout.Graph, root o
 	if json.Unmarshal(data, &man) != nil {
 		return nil
 	}
+	if ok, _ := dir.Exists(man.Config); !ok {
+		return []string{"platform unknown: config omitted"}
+	}
 	cfg, err := layout.ReadManifest(ctx, dir, man.Config)
 	if err != nil {
 		return []string{"unknown"}

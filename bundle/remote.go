@@ -109,3 +109,18 @@ func (c *client) repository(registryHost, repo string) (*remote.Repository, erro
 	}
 	return r, nil
 }
+
+// NewRegistry returns an oras-go registry client for host, for listing
+// repositories and tags (ferry inventory).
+func NewRegistry(host string, opts RegistryOptions) (*remote.Registry, error) {
+	c, err := newClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	reg := &remote.Registry{RepositoryOptions: remote.RepositoryOptions{Client: c.auth, PlainHTTP: c.plain}}
+	reg.Reference.Registry = host
+	if err := reg.Reference.ValidateRegistry(); err != nil {
+		return nil, fmt.Errorf("%w: registry %q is not a valid host[:port]", ErrInvalidReference, host)
+	}
+	return reg, nil
+}

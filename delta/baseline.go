@@ -81,3 +81,12 @@ func (b *Baseline) Has(d digest.Digest, size int64) ([]string, bool) {
 
 // Len is the number of distinct blobs listed.
 func (b *Baseline) Len() int { return len(b.blobs) }
+
+// Save writes a baseline (or any ferry.json) to path atomically.
+func Save(path string, m *layout.BundleManifest) error {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return layout.WriteFileBytes(path, 0o644, data)
+}

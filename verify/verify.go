@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -151,7 +152,7 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 		img.Graph = graph
 		rep.Images = append(rep.Images, img)
 		for _, d := range graph {
-			if !contains(users[d.Digest], img.Name) {
+			if !slices.Contains(users[d.Digest], img.Name) {
 				users[d.Digest] = append(users[d.Digest], img.Name)
 			}
 			if prev, ok := descs[d.Digest]; ok && prev.Size != d.Size {
@@ -316,13 +317,4 @@ func sortedDescs(m map[digest.Digest]ocispec.Descriptor) []ocispec.Descriptor {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

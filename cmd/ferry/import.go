@@ -59,9 +59,15 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		var bytes int64
 		for _, rb := range res.Push {
 			bytes += rb.Desc.Size
-			fmt.Fprintf(g.out, "  push  %s  %10s  to %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
+			fmt.Fprintf(g.out, "  push             %s  %10s  to %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
 		}
-		fmt.Fprintf(g.out, "would push %d blob(s), %s; %d already at the destination\n", len(res.Push), bundle.HumanBytes(bytes), s.Skipped)
+		for _, rb := range res.Mounted {
+			fmt.Fprintf(g.out, "  mount (omitted)  %s  %10s  into %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
+		}
+		for _, rb := range res.Present {
+			fmt.Fprintf(g.out, "  skip (present)   %s  %10s  in %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
+		}
+		fmt.Fprintf(g.out, "would push %d blob(s), %s; mount %d; %d already at the destination; then manifests and tags\n", len(res.Push), bundle.HumanBytes(bytes), len(res.Mounted), s.Skipped)
 		return
 	}
 	fmt.Fprintf(g.out, "imported %d image(s) into %s\n", s.Images, opts.To)

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"oras.land/oras-go/v2/registry/remote"
+
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
@@ -106,6 +108,10 @@ func run(ferry, work string) error {
 	if err := sh(ferry, "import", delta, "--to", dst.Host+"/mirror", "--dest-plain-http"); err != nil {
 		return err
 	}
+	step("ferry inventory: what the air-gapped registry holds now (a baseline for the next trip)")
+	if err := sh(ferry, "inventory", dst.Host+"/mirror", "-o", filepath.Join(work, "inventory.json"), "--dest-plain-http"); err != nil {
+		return err
+	}
 	step("ferry inspect (delta bundle)")
 	if err := sh(ferry, "inspect", delta); err != nil {
 		return err
@@ -122,7 +128,39 @@ func run(ferry, work string) error {
 	}
 	fmt.Printf("  full bundle (v1):  %8.1f MiB\n  delta bundle (v2): %8.1f MiB (%.0f%% of a full bundle's size)\n",
 		mib(fullSize), mib(deltaSize), 100*float64(deltaSize)/float64(fullSize))
-	fmt.Println("\ndemo OK: every image of v1 and v2 is in the air-gapped registry with its source digest")
+	step("checking the air-gapped registry")
+	for _, set := range []*imagegen.Set{v1, v2} {
+		if err := check(ctx, set, dst.Host, "mirror"); err != nil {
+			return err
+		}
+	}
+	fmt.Println("\ndemo OK: every image of v1 and v2 is in the air-gapped registry with its source digest, every blob reachable")
+	return nil
+}
+
+// check resolves every image of set at the destination and HEADs every
+// blob of its graph there.
+func check(ctx context.Context, set *imagegen.Set, host, prefix string) error {
+	for _, img := range set.Images {
+		repo, err := remote.NewRepository(host + "/" + prefix + "/" + img.Repository)
+		if err != nil {
+			return err
+		}
+		repo.PlainHTTP = true
+		got, err := repo.Resolve(ctx, img.Tag)
+		if err != nil {
+			return fmt.Errorf("%s:%s at the destination: %w", img.Repository, img.Tag, err)
+		}
+		if got.Digest != img.Root.Digest {
+			return fmt.Errorf("%s:%s is %s at the destination, %s at the source", img.Repository, img.Tag, got.Digest, img.Root.Digest)
+		}
+		for _, d := range set.Graph[img.Root.Digest] {
+			if ok, err := repo.Exists(ctx, d); err != nil || !ok {
+				return fmt.Errorf("%s: %s is not reachable at the destination (%v)", img.Repository, d.Digest, err)
+			}
+		}
+		fmt.Printf("  %s/%s:%s  %s  ok\n", prefix, img.Repository, img.Tag, got.Digest)
+	}
 	return nil
 }
 

@@ -1,0 +1,173 @@
+package delta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// ErrCatalogForbidden: the registry refuses _catalog (Harbor does for
+// non-admins); name the repositories instead.
+var ErrCatalogForbidden = errors.New("the registry does not allow listing repositories")
+
+// InventoryOptions configure Inventory. The zero value lists the whole
+// registry through _catalog, 4 repositories at a time, silently.
+type InventoryOptions struct {
+	// Prefix is the destination prefix (harbor.internal/MIRROR): only
+	// repositories below it are listed, and it is stripped from the paths
+	// written, so they are in source form as an export expects.
+	Prefix string
+	// Repositories, in source form, are listed instead of asking _catalog.
+	Repositories []string
+	// Jobs bounds how many repositories are read at once; 0 means 4.
+	Jobs int
+	// Logf reports skipped tags; nil means silence.
+	Logf func(format string, args ...any)
+	// Now stamps the file; nil means time.Now.
+	Now func() time.Time
+}
+
+// Inventory asks a registry what it holds: every repository (below the
+// prefix), every tag, every manifest and the blobs they reference. The
+// result is a baseline: a layout.BundleManifest listing each blob with the
+// repositories it lives in, none of them included.
+func Inventory(ctx context.Context, reg registry.Registry, opts InventoryOptions) (*layout.BundleManifest, error) {
+	prefix := strings.Trim(opts.Prefix, "/")
+	repos := opts.Repositories
+	if len(repos) == 0 {
+		var err error
+		if repos, err = catalog(ctx, reg, prefix); err != nil {
+			return nil, err
+		}
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	inv := &inventory{blobs: map[digest.Digest]*layout.BundleBlob{}}
+	graph := layout.NewGraph()
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for _, src := range repos {
+		eg.Go(func() error {
+			return inv.repository(ectx, reg, graph, src, destPath(prefix, src), logf)
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	m := &layout.BundleManifest{MediaType: layout.MediaTypeBundle, Created: now().UTC().Truncate(time.Second), Creator: "ferry inventory", Images: inv.images}
+	for _, b := range inv.blobs {
+		m.Blobs = append(m.Blobs, *b)
+	}
+	m.Sort()
+	return m, nil
+}
+
+func destPath(prefix, src string) string {
+	if prefix == "" {
+		return src
+	}
+	return prefix + "/" + src
+}
+
+// catalog lists the repositories below prefix, in source form.
+func catalog(ctx context.Context, reg registry.Registry, prefix string) ([]string, error) {
+	var out []string
+	err := reg.Repositories(ctx, "", func(repos []string) error {
+		for _, r := range repos {
+			switch {
+			case prefix == "":
+				out = append(out, r)
+			case strings.HasPrefix(r, prefix+"/"):
+				out = append(out, strings.TrimPrefix(r, prefix+"/"))
+			}
+		}
+		return nil
+	})
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound) {
+		return nil, fmt.Errorf("%w (%v): name the repositories with --repos or --images-file", ErrCatalogForbidden, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing repositories: %w", err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+type inventory struct {
+	mu     sync.Mutex
+	blobs  map[digest.Digest]*layout.BundleBlob
+	images []layout.BundleImage
+}
+
+// repository records every tag of one repository and the graphs below them.
+func (inv *inventory) repository(ctx context.Context, reg registry.Registry, graph *layout.Graph, src, dest string, logf func(string, ...any)) error {
+	repo, err := reg.Repository(ctx, dest)
+	if err != nil {
+		return err
+	}
+	var tags []string
+	err = repo.Tags(ctx, "", func(ts []string) error {
+		tags = append(tags, ts...)
+		return nil
+	})
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound {
+		logf("skipping %s: no such repository", dest)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing tags of %s: %w", dest, err)
+	}
+	for _, tag := range tags {
+		root, err := repo.Resolve(ctx, tag)
+		if err != nil {
+			return fmt.Errorf("resolving %s:%s: %w", dest, tag, err)
+		}
+		descs, err := graph.Walk(ctx, repo, root)
+		if errors.Is(err, layout.ErrUnsupported) || errors.Is(err, layout.ErrInvalidManifest) {
+			logf("skipping %s:%s: %v", dest, tag, err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s:%s: %w", dest, tag, err)
+		}
+		inv.mu.Lock()
+		inv.images = append(inv.images, layout.BundleImage{Reference: src + ":" + tag, Digest: root.Digest, MediaType: root.MediaType})
+		for _, d := range descs {
+			b, ok := inv.blobs[d.Digest]
+			if !ok {
+				b = &layout.BundleBlob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
+				inv.blobs[d.Digest] = b
+			}
+			if !slices.Contains(b.Repositories, src) {
+				b.Repositories = append(b.Repositories, src)
+			}
+		}
+		inv.mu.Unlock()
+	}
+	return nil
+}
