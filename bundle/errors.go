@@ -26,3 +26,19 @@ func explain(err error, side string) error {
 	}
 	return err
 }
+
+// registryRejectedDigest reports whether a registry refused an upload
+// because the bytes did not match the digest or size they were sent with.
+func registryRejectedDigest(err error) bool {
+	var resp *errcode.ErrorResponse
+	if !errors.As(err, &resp) {
+		return false
+	}
+	for _, e := range resp.Errors {
+		switch e.Code {
+		case "DIGEST_INVALID", "SIZE_INVALID":
+			return true
+		}
+	}
+	return false
+}

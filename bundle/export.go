@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,8 +33,14 @@ type ExportOptions struct {
 	// References are the images to carry: tags and/or digests, normalised
 	// like docker does. Required.
 	References []string
-	// Output is the bundle directory. Required.
+	// Output is the bundle: a directory, or a tarball when the name ends in
+	// .tar, .tar.gz or .tgz (gzip-compressed as a whole, in parallel), or
+	// when SplitSize is set. Required.
 	Output string
+	// SplitSize, when positive, writes the tarball as volumes
+	// Output.000, Output.001, … of at most SplitSize bytes each, plus
+	// Output.sha256sums. Zero means one file.
+	SplitSize int64
 	// Source says how to reach the source registries.
 	Source RegistryOptions
 	// Jobs bounds how many blobs download at once; 0 means DefaultJobs.
@@ -114,33 +121,6 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 		return res, nil
 	}
 
-	// 3. transfer
-	dir, err := layout.CreateDir(opts.Output)
-	if err != nil {
-		return nil, err
-	}
-	// A re-run must not leave the metadata of an earlier, complete run in
-	// place while blobs change under it.
-	for _, name := range []string{layout.FileBundle, layout.FileIndex} {
-		if err := os.Remove(filepath.Join(opts.Output, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-	}
-	total, _ := plan.IncludedBytes()
-	prog.Start("export", total)
-	err = transferToDir(ctx, c, graph, dir, plan, jobs, prog, &res.Summary)
-	prog.Done()
-	if err != nil {
-		return nil, err
-	}
-
-	// 4. commit
-	if err := pruneDir(opts.Output, plan); err != nil {
-		return nil, err
-	}
-	if err := dir.WriteIndex(plan.index()); err != nil {
-		return nil, err
-	}
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -149,7 +129,16 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if creator == "" {
 		creator = "ferry"
 	}
-	if err := dir.WriteBundleManifest(plan.BundleManifest(creator, now())); err != nil {
+	meta := plan.BundleManifest(creator, now())
+	total, _ := plan.IncludedBytes()
+	prog.Start("export", total)
+	if form := outputForm(opts); form == formDir {
+		err = exportDir(ctx, c, graph, plan, meta, opts.Output, jobs, prog, &res.Summary)
+	} else {
+		err = exportTar(ctx, c, graph, plan, meta, opts, form, prog, &res.Summary)
+	}
+	prog.Done()
+	if err != nil {
 		return nil, err
 	}
 	res.Summary.Duration = time.Since(start)
@@ -207,6 +196,32 @@ func planExport(ctx context.Context, c *client, refs []Reference, jobs int) (*Pl
 	}
 	sort.SliceStable(images, func(i, j int) bool { return images[i].Source.String() < images[j].Source.String() })
 	return &Plan{Images: images, Blobs: collectBlobs(images)}, graph, nil
+}
+
+// exportDir writes the bundle as a directory: blobs in parallel (3),
+// then index.json and ferry.json (4).
+func exportDir(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *layout.BundleManifest, out string, jobs int, prog Progress, sum *Summary) error {
+	dir, err := layout.CreateDir(out)
+	if err != nil {
+		return err
+	}
+	// A re-run must not leave the metadata of an earlier, complete run in
+	// place while blobs change under it.
+	for _, name := range []string{layout.FileBundle, layout.FileIndex} {
+		if err := os.Remove(filepath.Join(out, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := transferToDir(ctx, c, graph, dir, plan, jobs, prog, sum); err != nil {
+		return err
+	}
+	if err := pruneDir(out, plan); err != nil {
+		return err
+	}
+	if err := dir.WriteIndex(plan.index()); err != nil {
+		return err
+	}
+	return dir.WriteBundleManifest(meta)
 }
 
 // transferToDir writes every included blob of the plan into dir: manifests
@@ -284,28 +299,38 @@ func ensureBlob(ctx context.Context, c *client, graph *layout.Graph, dir *layout
 	return true, fetchInto(ctx, c, dir, b, prog)
 }
 
-// fetchInto streams a blob from its source into dir, trying each source
-// repository that uses it until one answers.
+// fetchInto streams a blob from its source into dir.
 func fetchInto(ctx context.Context, c *client, dir *layout.Dir, b PlannedBlob, prog Progress) error {
+	rc, from, err := openSource(ctx, c, b)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := dir.WriteBlob(ctx, b.Desc, countingReader{rc, prog}); err != nil {
+		return fmt.Errorf("source: fetching blob %s from %s: %w", b.Desc.Digest, from, err)
+	}
+	return nil
+}
+
+// openSource opens a blob at the first source repository that answers.
+func openSource(ctx context.Context, c *client, b PlannedBlob) (io.ReadCloser, string, error) {
 	var errs []error
 	for _, src := range b.sources {
 		repo, err := c.repository(src.Registry, src.Repository)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
 		rc, err := repo.Blobs().Fetch(ctx, b.Desc)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", src.Name(), err))
 			continue
 		}
-		err = dir.WriteBlob(ctx, b.Desc, countingReader{rc, prog})
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("source: fetching blob %s from %s: %w", b.Desc.Digest, src.Name(), err)
-		}
-		return nil
+		return rc, src.Name(), nil
 	}
-	return fmt.Errorf("source: fetching blob %s: %w", b.Desc.Digest, errors.Join(errs...))
+	return nil, "", fmt.Errorf("source: fetching blob %s: %w", b.Desc.Digest, errors.Join(errs...))
 }
 
 // pruneDir removes from the bundle's blob directory every file the plan does

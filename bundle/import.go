@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -86,48 +87,68 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	if err != nil {
 		return nil, err
 	}
-	dir, err := layout.OpenDir(opts.Bundle)
-	if err != nil {
-		return nil, err
-	}
-
-	// Verify offline before the first request to the destination.
-	vopts := verify.Options{Jobs: jobs, Progress: prog.Add, Total: func(n int64) { prog.Start("verify", n) }}
-	rep, err := verify.Bundle(ctx, dir, vopts)
-	prog.Done()
-	if err != nil {
-		return nil, err
-	}
-	if err := rep.Err(); err != nil {
-		return nil, err
-	}
-	targets, err := mapTargets(rep, dest)
-	if err != nil {
-		return nil, err
-	}
-
 	c, err := newClient(opts.Dest)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
-	imp := &importer{c: c, dir: dir, graph: rep.Graph, report: rep, dest: dest, jobs: jobs, prog: prog}
+	imp := &importer{c: c, dest: dest, jobs: jobs, prog: prog}
+
+	var tr *layout.TarReader
+	if isDir(opts.Bundle) {
+		// Verify the whole bundle offline before the first request to the
+		// destination.
+		dir, err := layout.OpenDir(opts.Bundle)
+		if err != nil {
+			return nil, err
+		}
+		vopts := verify.Options{Jobs: jobs, Progress: prog.Add, Total: func(n int64) { prog.Start("verify", n) }}
+		imp.report, err = verify.Bundle(ctx, dir, vopts)
+		prog.Done()
+		if err != nil {
+			return nil, err
+		}
+		imp.dir = dir
+	} else {
+		// A stream is read once: check its head now, its blobs as they go by.
+		if tr, err = layout.OpenTar(opts.Bundle); err != nil {
+			return nil, err
+		}
+		defer tr.Close()
+		if imp.report, err = verify.Head(ctx, tr); err != nil {
+			return nil, err
+		}
+	}
+	if err := imp.report.Err(); err != nil {
+		return nil, err
+	}
+	imp.graph = imp.report.Graph
+	targets, err := mapTargets(imp.report, dest)
+	if err != nil {
+		return nil, err
+	}
 	res := &ImportResult{Targets: targets}
 	res.Summary.Images = len(targets)
 
-	// Plan: ask the destination which blobs it lacks.
+	// Plan: ask the destination which blobs it lacks; mount what a delta omits.
 	repos := groupByRepository(targets)
 	missing, err := imp.missingBlobs(ctx, repos, targets, opts.DryRun, res)
+	if err != nil {
+		return nil, err
+	}
+
+	// Transfer: blobs.
+	switch {
+	case tr != nil:
+		err = imp.pushStream(ctx, tr, missing, opts.DryRun, &res.Summary)
+	case !opts.DryRun:
+		err = imp.pushBlobs(ctx, missing, &res.Summary)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if opts.DryRun {
 		res.Summary.Duration = time.Since(start)
 		return res, nil
-	}
-
-	// Transfer: blobs.
-	if err := imp.pushBlobs(ctx, missing, &res.Summary); err != nil {
-		return nil, err
 	}
 	// Commit: manifests children first, then tags.
 	if err := imp.pushManifests(ctx, repos, &res.Summary); err != nil {
@@ -138,6 +159,13 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	res.Summary.Duration = time.Since(start)
 	return res, nil
+}
+
+// isDir reports whether path is a directory bundle; anything else is read
+// as a tarball (a file, a split set, or "-" for standard input).
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // mapTargets decides where each image of the bundle goes. Every name is
@@ -210,7 +238,8 @@ func groupByRepository(targets []Target) []repoGraph {
 }
 
 type importer struct {
-	c      *client
+	c *client
+	// dir is the bundle directory; nil when the bundle is a stream.
 	dir    *layout.Dir
 	graph  *layout.Graph
 	report *verify.Report
@@ -374,7 +403,12 @@ func imagesUsing(targets []Target, rb RepoBlob) []string {
 	return out
 }
 
+// inBundle reports whether the bundle carries d (rather than omitting it).
 func (imp *importer) inBundle(d ocispec.Descriptor) bool {
+	if imp.dir == nil {
+		b, ok := imp.report.Manifest.Blob(d.Digest)
+		return ok && b.Included
+	}
 	ok, err := imp.dir.Exists(d)
 	return err == nil && ok
 }
@@ -450,7 +484,12 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 	if err != nil {
 		return err
 	}
-	getContent := func() (io.ReadCloser, error) { return imp.dir.Fetch(ctx, rb.Desc) }
+	getContent := func() (io.ReadCloser, error) {
+		if imp.dir == nil {
+			return nil, fmt.Errorf("the registry did not mount %s from %s, and a stream cannot be read twice", rb.Desc.Digest, from)
+		}
+		return imp.dir.Fetch(ctx, rb.Desc)
+	}
 	if err := repo.Mount(ctx, rb.Desc, from, getContent); err != nil {
 		return fmt.Errorf("destination: mounting blob %s from %s into %s: %w", rb.Desc.Digest, from, rb.Repository, err)
 	}
@@ -531,4 +570,86 @@ func (imp *importer) pushTags(ctx context.Context, targets []Target, sum *Summar
 		}
 	}
 	return nil
+}
+
+// pushStream reads every blob of a tarball as it goes by, verified: the ones
+// the destination lacks are pushed (to the first repository that needs
+// them, then mounted into the others), the rest are hashed and dropped. If
+// any blob fails, or the stream ends before every blob the images need has
+// gone by, it returns an error and nothing more is pushed: no manifest, no
+// tag. In a dry run nothing is pushed; every blob is still verified.
+func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missing []RepoBlob, dryRun bool, sum *Summary) error {
+	need := map[digest.Digest][]RepoBlob{}
+	var total int64
+	for _, b := range imp.report.Manifest.Blobs {
+		if b.Included && !layout.IsManifest(b.MediaType) {
+			total += b.Size
+		}
+	}
+	for _, rb := range missing {
+		need[rb.Desc.Digest] = append(need[rb.Desc.Digest], rb)
+	}
+	imp.prog.Start("import", total)
+	defer imp.prog.Done()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		desc, r, err := tr.NextBlob()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
+		}
+		targets := need[desc.Digest]
+		if len(targets) == 0 || dryRun {
+			if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
+				return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
+			}
+			imp.report.Seen(desc)
+			continue
+		}
+		repo, err := imp.repo(targets[0].Repository)
+		if err != nil {
+			return err
+		}
+		rec := &readErr{r: countingReader{r, imp.prog}}
+		if err := repo.Blobs().Push(ctx, desc, rec); err != nil {
+			// The registry may answer before our reader reports the fault
+			// (it checks the digest too): the bundle's fault comes first.
+			if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
+				return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, rec.err)
+			}
+			if registryRejectedDigest(err) {
+				return fmt.Errorf("%w: %s: the destination hashed the blob to something else: the bundle is corrupt (%v)", verify.ErrBundleInvalid, desc.Digest, err)
+			}
+			return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, targets[0].Repository, err)
+		}
+		imp.report.Seen(desc)
+		for _, rb := range targets[1:] {
+			if err := imp.mountOrPush(ctx, rb, targets[0].Repository); err != nil {
+				return err
+			}
+			sum.Mounted++
+		}
+		sum.Transferred++
+		sum.TransferredBytes += desc.Size
+	}
+	imp.report.Finish(tr.Name())
+	return imp.report.Err()
+}
+
+// readErr remembers the first error other than io.EOF its reader returned.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }

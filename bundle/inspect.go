@@ -1,10 +1,12 @@
 package bundle
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 
 	"github.com/opencontainers/go-digest"
@@ -38,6 +40,9 @@ type InspectedImage struct {
 // Inspect reads a bundle's index.json, ferry.json and manifests (verified)
 // and reports its images, platforms, blob count and bytes.
 func Inspect(ctx context.Context, path string) (*Inspection, error) {
+	if !isDir(path) {
+		return inspectTar(ctx, path)
+	}
 	dir, err := layout.OpenDir(path)
 	if err != nil {
 		return nil, err
@@ -52,6 +57,61 @@ func Inspect(ctx context.Context, path string) (*Inspection, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
+	return ins, ins.describe(ctx, idx, dir, dir)
+}
+
+// inspectTar reads a tarball's head and the configs that follow it; it
+// stops before the first layer.
+func inspectTar(ctx context.Context, path string) (*Inspection, error) {
+	tr, err := layout.OpenTar(path)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	head, err := tr.ReadHead()
+	if err != nil {
+		return nil, err
+	}
+	configs := configStore{}
+	for {
+		desc, r, err := tr.NextBlob()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if desc.Size > layout.MaxManifestSize || !isConfigType(desc.MediaType) {
+			break
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		configs[desc.Digest] = data
+	}
+	ins := &Inspection{Manifest: head.Manifest}
+	return ins, ins.describe(ctx, head.Index, head, configs)
+}
+
+func isConfigType(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageConfig || mediaType == "application/vnd.docker.container.image.v1+json"
+}
+
+// configStore serves configs read from a stream.
+type configStore map[digest.Digest][]byte
+
+func (c configStore) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	data, ok := c[d.Digest]
+	if !ok {
+		return nil, layout.ErrBlobNotFound
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// describe fills in the images and counts from index.json, reading
+// manifests through manifests and configs through configs.
+func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifests, configs layout.Fetcher) error {
 	graph := layout.NewGraph()
 	all := map[digest.Digest]ocispec.Descriptor{}
 	for _, root := range idx.Manifests {
@@ -59,16 +119,16 @@ func Inspect(ctx context.Context, path string) (*Inspection, error) {
 		if img.Reference == "" {
 			img.Reference = root.Digest.String()
 		}
-		descs, err := graph.Walk(ctx, dir, root)
+		descs, err := graph.Walk(ctx, manifests, root)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.Reference, err)
+			return fmt.Errorf("image %s: %w", img.Reference, err)
 		}
 		for _, d := range descs {
 			img.Blobs++
 			img.Bytes += d.Size
 			all[d.Digest] = d
 		}
-		img.Platforms = platforms(ctx, dir, graph, root, descs)
+		img.Platforms = platforms(ctx, configs, graph, root, descs)
 		ins.Images = append(ins.Images, img)
 	}
 	for _, d := range all {
@@ -87,12 +147,12 @@ func Inspect(ctx context.Context, path string) (*Inspection, error) {
 			ins.Omitted++
 		}
 	}
-	return ins, nil
+	return nil
 }
 
 // platforms lists the platforms of an image: those its indexes name, or,
 // for a single manifest, the one its config names (when the bundle has it).
-func platforms(ctx context.Context, dir *layout.Dir, graph *layout.Graph, root ocispec.Descriptor, descs []ocispec.Descriptor) []string {
+func platforms(ctx context.Context, configs layout.Fetcher, graph *layout.Graph, root ocispec.Descriptor, descs []ocispec.Descriptor) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, d := range descs {
@@ -119,12 +179,9 @@ func platforms(ctx context.Context, dir *layout.Dir, graph *layout.Graph, root o
 	if json.Unmarshal(data, &man) != nil {
 		return nil
 	}
-	if ok, _ := dir.Exists(man.Config); !ok {
-		return []string{"platform unknown: config omitted"}
-	}
-	cfg, err := layout.ReadManifest(ctx, dir, man.Config)
+	cfg, err := layout.ReadManifest(ctx, configs, man.Config)
 	if err != nil {
-		return []string{"unknown"}
+		return []string{"platform unknown: config not in this bundle"}
 	}
 	var image ocispec.Image
 	if json.Unmarshal(cfg, &image) != nil || image.OS == "" {

@@ -17,8 +17,9 @@ const MaxDepth = 8
 // so that a manifest shared by several roots is fetched and parsed once.
 // It is safe for concurrent use.
 type Graph struct {
-	mu    sync.Mutex
-	nodes map[digest.Digest]*node
+	mu      sync.Mutex
+	nodes   map[digest.Digest]*node
+	configs map[digest.Digest]bool
 }
 
 type node struct {
@@ -26,9 +27,16 @@ type node struct {
 	children []ocispec.Descriptor
 }
 
+// IsConfig reports whether d is the config of a manifest the graph has read.
+func (g *Graph) IsConfig(d digest.Digest) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.configs[d]
+}
+
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[digest.Digest]*node{}}
+	return &Graph{nodes: map[digest.Digest]*node{}, configs: map[digest.Digest]bool{}}
 }
 
 // Manifest returns the bytes of a manifest or index the graph has read.
@@ -107,6 +115,9 @@ func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor
 	}
 	g.mu.Lock()
 	g.nodes[desc.Digest] = &node{data: data, children: children}
+	if !IsIndex(desc.MediaType) && desc.MediaType != mediaTypeOCIArtifact && len(children) > 0 {
+		g.configs[children[0].Digest] = true
+	}
 	g.mu.Unlock()
 	return children, nil
 }

@@ -90,7 +90,16 @@ type Report struct {
 	Omitted      int
 	OmittedBytes int64
 	Problems     []Problem
+
+	// users lists the images that use each blob; descs, each blob once.
+	users map[digest.Digest][]string
+	descs map[digest.Digest]ocispec.Descriptor
+	// seen records the blobs that went by, for streams.
+	seen map[digest.Digest]bool
 }
+
+// UsedBy lists the images that use blob d.
+func (r *Report) UsedBy(d digest.Digest) []string { return r.users[d] }
 
 // OK reports whether the bundle has no problems.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
@@ -120,11 +129,11 @@ func (r *Report) omitted(d digest.Digest) bool {
 // Bundle verifies src. The returned error is only for a bundle that cannot
 // be read at all; everything else is a Problem in the report.
 func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
-	rep := &Report{Graph: layout.NewGraph()}
 	idx, err := src.Index()
 	if err != nil {
 		return nil, err
 	}
+	rep := &Report{Graph: layout.NewGraph()}
 	m, err := src.BundleManifest()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -134,37 +143,13 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 	default:
 		rep.Manifest = m
 	}
-
-	// Walk every image; collect the blobs and who uses them.
-	users := map[digest.Digest][]string{}
-	descs := map[digest.Digest]ocispec.Descriptor{}
-	for _, root := range idx.Manifests {
-		img := Image{Name: refName(root), Root: root}
-		graph, err := rep.Graph.Walk(ctx, src, root)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			rep.add(Problem{Digest: root.Digest, Images: []string{img.Name}, Err: err})
-			rep.Images = append(rep.Images, img)
-			continue
-		}
-		img.Graph = graph
-		rep.Images = append(rep.Images, img)
-		for _, d := range graph {
-			if !slices.Contains(users[d.Digest], img.Name) {
-				users[d.Digest] = append(users[d.Digest], img.Name)
-			}
-			if prev, ok := descs[d.Digest]; ok && prev.Size != d.Size {
-				rep.add(Problem{Digest: d.Digest, Images: users[d.Digest], Err: fmt.Errorf("referenced with sizes %d and %d", prev.Size, d.Size)})
-			}
-			descs[d.Digest] = d
-		}
+	if err := rep.walk(ctx, src, idx); err != nil {
+		return nil, err
 	}
 
 	// Hash every blob that is there; account for every one that is not.
 	var toHash []ocispec.Descriptor
-	for _, d := range sortedDescs(descs) {
+	for _, d := range sortedDescs(rep.descs) {
 		if _, ok := rep.Graph.Manifest(d.Digest); ok {
 			rep.Blobs++ // read and verified by the walk
 			rep.Bytes += d.Size
@@ -185,17 +170,48 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 			if rep.Manifest == nil {
 				why = "missing from the bundle"
 			}
-			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: users[d.Digest], Err: errors.New(why)})
+			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: errors.New(why)})
 		}
 	}
-	if err := rep.hash(ctx, src, toHash, users, opts); err != nil {
+	if err := rep.hash(ctx, src, toHash, opts); err != nil {
 		return nil, err
 	}
-	rep.checkManifest(idx, descs, users)
+	rep.checkManifest(idx)
 	return rep, nil
 }
 
-func (rep *Report) hash(ctx context.Context, src Source, descs []ocispec.Descriptor, users map[digest.Digest][]string, opts Options) error {
+// walk reads every image's graph through f and records which images use
+// each blob.
+func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Index) error {
+	rep.users = map[digest.Digest][]string{}
+	rep.descs = map[digest.Digest]ocispec.Descriptor{}
+	for _, root := range idx.Manifests {
+		img := Image{Name: refName(root), Root: root}
+		graph, err := rep.Graph.Walk(ctx, f, root)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.add(Problem{Digest: root.Digest, Images: []string{img.Name}, Err: err})
+			rep.Images = append(rep.Images, img)
+			continue
+		}
+		img.Graph = graph
+		rep.Images = append(rep.Images, img)
+		for _, d := range graph {
+			if !slices.Contains(rep.users[d.Digest], img.Name) {
+				rep.users[d.Digest] = append(rep.users[d.Digest], img.Name)
+			}
+			if prev, ok := rep.descs[d.Digest]; ok && prev.Size != d.Size {
+				rep.add(Problem{Digest: d.Digest, Images: rep.users[d.Digest], Err: fmt.Errorf("referenced with sizes %d and %d", prev.Size, d.Size)})
+			}
+			rep.descs[d.Digest] = d
+		}
+	}
+	return nil
+}
+
+func (rep *Report) hash(ctx context.Context, src Source, descs []ocispec.Descriptor, opts Options) error {
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = 4
@@ -219,7 +235,7 @@ func (rep *Report) hash(ctx context.Context, src Source, descs []ocispec.Descrip
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: users[d.Digest], Err: err})
+				rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: err})
 				return nil
 			}
 			rep.Blobs++
@@ -252,7 +268,8 @@ func (p progressWriter) Write(b []byte) (int, error) {
 }
 
 // checkManifest holds ferry.json against index.json and the graphs.
-func (rep *Report) checkManifest(idx *ocispec.Index, descs map[digest.Digest]ocispec.Descriptor, users map[digest.Digest][]string) {
+func (rep *Report) checkManifest(idx *ocispec.Index) {
+	descs, users := rep.descs, rep.users
 	m := rep.Manifest
 	if m == nil {
 		return

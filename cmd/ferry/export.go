@@ -7,17 +7,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/layout"
 )
 
 func newExportCmd(g *globals) *cobra.Command {
 	var (
 		opts       bundle.ExportOptions
 		imagesFile string
+		splitSize  string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [REFERENCE...] -o BUNDLE",
 		Short: "Pull images from registries into a bundle",
-		Long: `Pull images from registries into a bundle: an OCI image layout directory.
+		Long: `Pull images from registries into a bundle: an OCI image layout, as a
+directory or, when the output ends in .tar or .tar.gz, as one tarball written
+in a single pass straight from the registries (nothing staged on disk).
+--split-size cuts the tarball into volumes for FAT32 sticks, with a
+sha256sums file; cat NAME.tar.0* > NAME.tar gives back the whole tarball.
 
 Every reference is resolved; every platform of a multi-arch image, every
 config and layer is written once, verified as it streams in. Layers are copied
@@ -27,6 +33,9 @@ re-uses (after verifying) the blobs already there. index.json and ferry.json
 are written last: a bundle is complete when they are there.`,
 		Example: `  ferry export docker.io/library/alpine:3.20 quay.io/org/app@sha256:… -o ./bundle
   ferry export --images-file images.txt -o ./bundle
+  ferry export --images-file images.txt -o bundle.tar
+  ferry export --images-file images.txt -o bundle.tar.gz        # whole-bundle gzip, in parallel
+  ferry export --images-file images.txt -o bundle.tar --split-size fat32
   ferry export --images-file images.txt -o ./bundle --dry-run
   ferry export --images-file images.txt --baseline previous/ferry.json -o ./delta
   ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge`,
@@ -43,7 +52,14 @@ are written last: a bundle is complete when they are there.`,
 				return usagef("no images to export: name references or give --images-file")
 			}
 			if opts.Output == "" {
-				return usagef("no output: give -o DIRECTORY")
+				return usagef("no output: give -o DIRECTORY, or -o NAME.tar for a tarball")
+			}
+			if splitSize != "" {
+				n, err := layout.ParseSize(splitSize)
+				if err != nil {
+					return usagef("--split-size: %v", err)
+				}
+				opts.SplitSize = n
 			}
 			opts.Jobs, opts.Progress, opts.Creator = g.jobs, newProgress(g), "ferry "+version
 			res, err := bundle.Export(cmd.Context(), opts)
@@ -55,7 +71,8 @@ are written last: a bundle is complete when they are there.`,
 		},
 	}
 	cmd.Flags().StringVar(&imagesFile, "images-file", "", "file of references, one a line; # starts a comment")
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "bundle directory to write")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "bundle to write: a directory, or NAME.tar / NAME.tar.gz for a tarball")
+	cmd.Flags().StringVar(&splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
 	registryFlags(cmd, "src", &opts.Source)

@@ -11,7 +11,7 @@ import (
 func newImportCmd(g *globals) *cobra.Command {
 	var opts bundle.ImportOptions
 	cmd := &cobra.Command{
-		Use:   "import BUNDLE --to REGISTRY[/PREFIX]",
+		Use:   "import BUNDLE|- --to REGISTRY[/PREFIX]",
 		Short: "Verify a bundle and push it into a registry",
 		Long: `Verify a bundle and push it into a registry.
 
@@ -21,12 +21,19 @@ manifests children first, and tags last, so a tag never points at an
 incomplete image. What the destination already has is skipped; a tag already
 at the right digest is not touched.
 
+A tarball (.tar, .tar.gz, a split set, or - for standard input) is read once,
+without extracting: the plan comes from its head, and every blob is hashed as
+it goes by and pushed if the destination lacks it. If any blob fails, or the
+stream ends early, no manifest and no tag is pushed.
+
 --to drops the source host and keeps the repository path:
 docker.io/library/alpine:3.20 → harbor.internal/mirror/library/alpine:3.20.
 A plain OCI layout from another tool whose images are named by a bare tag
 needs --to REGISTRY/REPOSITORY.`,
 		Example: `  ferry import ./bundle --to harbor.internal/mirror
   ferry import ./bundle --to registry.local:5000 --dest-plain-http
+  ferry import bundle.tar.000 --to harbor.internal/mirror      # a split set
+  cat bundle.tar | ferry import - --to harbor.internal/mirror
   ferry import ./bundle --to harbor.internal/mirror --dry-run`,
 		Args: exactArgs(1, "BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -6,16 +6,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-oci/ferry/bundle"
-	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var against bundle.ImportOptions
 	cmd := &cobra.Command{
-		Use:   "verify BUNDLE",
-		Short: "Check a bundle offline: structure, every digest and size, every reference",
-		Long: `Check a bundle offline.
+		Use:     "verify BUNDLE",
+		Aliases: []string{"check"},
+		Short:   "Check a bundle offline: structure, every digest and size, every reference",
+		Long: `Check a bundle offline: a directory, a .tar or .tar.gz file (compression is
+detected from the content), a split set (name any volume), or - for standard
+input. A tarball is read once, front to back.
 
 Checks the layout's structure, hashes every included blob against its digest
 and size, checks that every blob a manifest references is either in the bundle
@@ -31,15 +33,14 @@ before it pushes.
 Exit status: 0 when the bundle is clean, 3 when it has problems, 1 when it
 cannot be read at all or the destination lacks omitted blobs.`,
 		Example: `  ferry verify ./bundle
+  ferry verify bundle.tar.gz
+  ferry verify bundle.tar.000            # a split set: finds the other volumes and the sums file
+  cat bundle.tar | ferry verify -
   ferry verify ./delta --against harbor.internal/mirror`,
 		Args: exactArgs(1, "BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if against.To != "" {
 				return verifyAgainst(cmd, g, args[0], against)
-			}
-			dir, err := layout.OpenDir(args[0])
-			if err != nil {
-				return err
 			}
 			prog := newProgress(g)
 			var opts verify.Options
@@ -47,7 +48,7 @@ cannot be read at all or the destination lacks omitted blobs.`,
 				opts.Total = func(n int64) { prog.Start("verify", n) }
 				opts.Progress = prog.Add
 			}
-			rep, err := verify.Bundle(cmd.Context(), dir, opts)
+			rep, err := verify.Path(cmd.Context(), args[0], opts)
 			if prog != nil {
 				prog.Done()
 			}

@@ -1,0 +1,381 @@
+package layout
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ErrUnsafeEntry: a tar entry that could write outside a directory or is
+// not a plain file (absolute, "..", links, devices, FIFOs, repeats).
+var ErrUnsafeEntry = errors.New("unsafe tar entry")
+
+// TarReader reads a bundle tarball front to back, once, without extracting
+// it: first the head (oci-layout, index.json, ferry.json, and the manifests
+// and indexes that follow them), then each blob, verified as it is read.
+// Every entry is checked before its bytes are used.
+type TarReader struct {
+	name    string
+	where   func() string // the volume being read, for split sets
+	tr      *tar.Reader
+	closer  io.Closer
+	seen    map[string]bool
+	head    *Head
+	partial *BundleManifest // ferry.json while the head is being read
+	pending *tar.Header
+	last    io.Reader // the blob handed out last, drained before the next
+}
+
+// Head is what a reader can plan from: everything before the first config
+// or layer.
+type Head struct {
+	Index    *ocispec.Index
+	Manifest *BundleManifest
+	// manifests holds each manifest and index, verified.
+	manifests map[digest.Digest][]byte
+}
+
+// Fetch serves manifests and indexes from the head, so a graph can be walked
+// before any blob is read.
+func (h *Head) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	data, ok := h.manifests[desc.Digest]
+	if !ok {
+		return nil, fmt.Errorf("manifest %s: %w (it is not among the manifests at the head of the tarball)", desc.Digest, ErrBlobNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// Exists reports whether the head holds a manifest.
+func (h *Head) Exists(desc ocispec.Descriptor) bool {
+	_, ok := h.manifests[desc.Digest]
+	return ok
+}
+
+// OpenTar opens a bundle tarball: a .tar or .tar.gz file (compression is
+// detected by magic bytes, not by name), any volume of a split set (the
+// whole set is read, each volume checked against the sums file), or "-" for
+// standard input.
+func OpenTar(p string) (*TarReader, error) {
+	var (
+		r      io.Reader
+		closer io.Closer
+		where  = func() string { return "" }
+	)
+	switch base := SplitBase(p); {
+	case p == "-":
+		r, closer = os.Stdin, io.NopCloser(nil)
+	case base != "":
+		vr, err := OpenVolumes(base)
+		if err != nil {
+			return nil, err
+		}
+		r, closer, where = vr, vr, vr.Current
+	default:
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		r, closer = f, f
+	}
+	name := p
+	if p == "-" {
+		name = "standard input"
+	}
+	tr, err := NewTarReader(r, name)
+	if err != nil {
+		closer.Close()
+		return nil, err
+	}
+	tr.closer, tr.where = closer, where
+	return tr, nil
+}
+
+// NewTarReader reads a bundle tarball from r, gunzipping it if it starts
+// with the gzip magic. name is used in errors.
+func NewTarReader(r io.Reader, name string) (*TarReader, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	magic, err := br.Peek(2)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	var src io.Reader = br
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := pgzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: gzip: %w", name, err)
+		}
+		src = zr
+	}
+	return &TarReader{name: name, where: func() string { return "" }, tr: tar.NewReader(src), seen: map[string]bool{}}, nil
+}
+
+// Close closes the files behind the reader.
+func (t *TarReader) Close() error {
+	if t.closer != nil {
+		return t.closer.Close()
+	}
+	return nil
+}
+
+// Name is what the reader reads, for messages.
+func (t *TarReader) Name() string { return t.name }
+
+func (t *TarReader) errorf(entry string, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	loc := t.name
+	if v := t.where(); v != "" {
+		loc = v
+	}
+	if entry != "" {
+		return fmt.Errorf("%s: entry %s: %s", loc, entry, msg)
+	}
+	return fmt.Errorf("%s: %s", loc, msg)
+}
+
+func (t *TarReader) wrap(entry string, err error) error {
+	loc := t.name
+	if v := t.where(); v != "" {
+		loc = v
+	}
+	if entry != "" {
+		return fmt.Errorf("%s: entry %s: %w", loc, entry, err)
+	}
+	return fmt.Errorf("%s: %w", loc, err)
+}
+
+// next returns the next regular file entry, refusing unsafe ones and
+// skipping directories and PAX global headers.
+func (t *TarReader) next() (*tar.Header, error) {
+	for {
+		hdr, err := t.tr.Next()
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, t.wrap("", fmt.Errorf("the tarball ends early (truncated?): %w", err))
+			}
+			return nil, t.wrap("", err)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return nil, t.wrap(hdr.Name, err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			continue
+		case tar.TypeXGlobalHeader:
+			continue
+		case tar.TypeReg:
+		default:
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: type %q is not a regular file (links, devices and FIFOs are refused)", ErrUnsafeEntry, string(hdr.Typeflag)))
+		}
+		if hdr.Size < 0 {
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: negative size", ErrUnsafeEntry))
+		}
+		if t.seen[name] {
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: the entry appears twice", ErrUnsafeEntry))
+		}
+		t.seen[name] = true
+		hdr.Name = name
+		return hdr, nil
+	}
+}
+
+// cleanEntryName refuses absolute names and names with ".." and returns
+// the name without a leading "./".
+func cleanEntryName(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: absolute or malformed name", ErrUnsafeEntry)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: name contains \"..\"", ErrUnsafeEntry)
+		}
+	}
+	clean := path.Clean(name)
+	if clean == "." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("%w: name leaves the bundle", ErrUnsafeEntry)
+	}
+	return clean, nil
+}
+
+// blobDigest parses blobs/<alg>/<hex>.
+func blobDigest(name string) (digest.Digest, bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[0] != "blobs" {
+		return "", false
+	}
+	d := digest.Digest(parts[1] + ":" + parts[2])
+	return d, ValidateDigest(d) == nil
+}
+
+// ReadHead reads oci-layout, index.json and ferry.json (in any order, all
+// before the first blob), then the manifests and indexes that follow them,
+// each verified against ferry.json. It stops at the first config or layer.
+func (t *TarReader) ReadHead() (*Head, error) {
+	if t.head != nil {
+		return t.head, nil
+	}
+	h := &Head{manifests: map[digest.Digest][]byte{}}
+	var layoutSeen bool
+	var total int64
+	for {
+		hdr, err := t.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch hdr.Name {
+		case FileOCILayout:
+			if err := ParseLayoutFile(t.tr, hdr.Name); err != nil {
+				return nil, t.wrap(hdr.Name, err)
+			}
+			layoutSeen = true
+			continue
+		case FileIndex:
+			if h.Index, err = ParseIndex(t.tr, hdr.Name); err != nil {
+				return nil, t.wrap(hdr.Name, err)
+			}
+			continue
+		case FileBundle:
+			if h.Manifest, err = ParseBundleManifest(t.tr, hdr.Name); err != nil {
+				return nil, t.wrap(hdr.Name, err)
+			}
+			t.partial = h.Manifest
+			continue
+		}
+		d, ok := blobDigest(hdr.Name)
+		if !ok {
+			continue // not part of the layout; never used
+		}
+		if !layoutSeen || h.Index == nil || h.Manifest == nil {
+			return nil, t.errorf(hdr.Name, "blob before the bundle's metadata: a ferry tarball starts with oci-layout, index.json and ferry.json; for another tool's archive, extract it (tar -xf) and import the directory")
+		}
+		desc, err := t.describe(hdr, d)
+		if err != nil {
+			return nil, err
+		}
+		if !IsManifest(desc.MediaType) {
+			t.pending = hdr
+			break
+		}
+		if desc.Size > MaxManifestSize || total+desc.Size > MaxMetadataSize {
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: manifest of %d bytes", ErrTooLarge, desc.Size))
+		}
+		total += desc.Size
+		vr, err := NewVerifyReader(t.tr, desc)
+		if err != nil {
+			return nil, t.wrap(hdr.Name, err)
+		}
+		data, err := io.ReadAll(vr)
+		if err != nil {
+			return nil, t.wrap(hdr.Name, err)
+		}
+		h.manifests[d] = data
+	}
+	switch {
+	case !layoutSeen:
+		return nil, t.errorf("", "%v: no %s entry", ErrInvalidLayout, FileOCILayout)
+	case h.Index == nil:
+		return nil, t.errorf("", "%v: no %s entry", ErrInvalidLayout, FileIndex)
+	case h.Manifest == nil:
+		return nil, t.errorf("", "no %s entry: only ferry tarballs can be read as a stream; for another tool's archive, extract it (tar -xf) and import the directory", FileBundle)
+	}
+	t.head = h
+	return h, nil
+}
+
+// describe checks a blob entry against ferry.json and returns its descriptor.
+func (t *TarReader) describe(hdr *tar.Header, d digest.Digest) (ocispec.Descriptor, error) {
+	b, ok := t.head0().Blob(d)
+	if !ok {
+		return ocispec.Descriptor{}, t.errorf(hdr.Name, "ferry.json does not list this blob")
+	}
+	if !b.Included {
+		return ocispec.Descriptor{}, t.errorf(hdr.Name, "ferry.json marks this blob as omitted, yet it is in the tarball")
+	}
+	if b.Size != hdr.Size {
+		return ocispec.Descriptor{}, t.wrap(hdr.Name, fmt.Errorf("%w: the entry has %d bytes, ferry.json says %d", ErrSizeMismatch, hdr.Size, b.Size))
+	}
+	return ocispec.Descriptor{MediaType: b.MediaType, Digest: d, Size: b.Size}, nil
+}
+
+// head0 is the ferry.json being read, during or after ReadHead.
+func (t *TarReader) head0() *BundleManifest {
+	if t.head != nil {
+		return t.head.Manifest
+	}
+	return t.partial
+}
+
+// NextBlob returns the next config or layer: its descriptor from ferry.json
+// and a reader that verifies it. A blob the caller does not read to the end
+// is drained (and so still verified) by the next call. At the end of the
+// stream it returns io.EOF.
+func (t *TarReader) NextBlob() (ocispec.Descriptor, io.Reader, error) {
+	if t.head == nil {
+		return ocispec.Descriptor{}, nil, errors.New("NextBlob before ReadHead")
+	}
+	if t.last != nil {
+		if _, err := io.Copy(io.Discard, t.last); err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+		t.last = nil
+	}
+	for {
+		hdr := t.pending
+		t.pending = nil
+		if hdr == nil {
+			var err error
+			if hdr, err = t.next(); err != nil {
+				return ocispec.Descriptor{}, nil, err
+			}
+		}
+		d, ok := blobDigest(hdr.Name)
+		if !ok {
+			if hdr.Name == FileOCILayout || hdr.Name == FileIndex || hdr.Name == FileBundle {
+				return ocispec.Descriptor{}, nil, t.wrap(hdr.Name, fmt.Errorf("%w: the entry appears twice", ErrUnsafeEntry))
+			}
+			continue
+		}
+		desc, err := t.describe(hdr, d)
+		if err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+		vr, err := NewVerifyReader(t.tr, desc)
+		if err != nil {
+			return ocispec.Descriptor{}, nil, t.wrap(hdr.Name, err)
+		}
+		name := hdr.Name
+		t.last = entryReader{vr, func(err error) error { return t.wrap(name, err) }}
+		return desc, t.last, nil
+	}
+}
+
+// entryReader names its entry in every error but io.EOF.
+type entryReader struct {
+	r    io.Reader
+	wrap func(error) error
+}
+
+func (e entryReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = e.wrap(err)
+	}
+	return n, err
+}

@@ -1,0 +1,71 @@
+package layout
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// TarWriter writes a bundle as one tar stream, in DESIGN.md's order:
+// oci-layout, index.json, ferry.json, manifests and indexes, configs,
+// layers. The caller writes the entries in that order; TarWriter makes each
+// header deterministic (mode 0444, uid/gid 0, a fixed time) and verifies
+// every blob as it streams through, so a blob that does not match its
+// descriptor fails the write.
+type TarWriter struct {
+	tw    *tar.Writer
+	mtime time.Time
+	names map[string]bool
+}
+
+// NewTarWriter writes entries to w, stamping them with mtime.
+func NewTarWriter(w io.Writer, mtime time.Time) *TarWriter {
+	return &TarWriter{tw: tar.NewWriter(w), mtime: mtime.UTC().Truncate(time.Second), names: map[string]bool{}}
+}
+
+func (t *TarWriter) header(name string, size int64) error {
+	if t.names[name] {
+		return fmt.Errorf("tar entry %s written twice", name)
+	}
+	t.names[name] = true
+	return t.tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Size:     size,
+		Mode:     0o444,
+		ModTime:  t.mtime,
+		Uname:    "",
+		Gname:    "",
+	})
+}
+
+// WriteFile writes a small metadata file (oci-layout, index.json, ferry.json).
+func (t *TarWriter) WriteFile(name string, data []byte) error {
+	if err := t.header(name, int64(len(data))); err != nil {
+		return err
+	}
+	_, err := t.tw.Write(data)
+	return err
+}
+
+// WriteBlob streams r into the tar as the blob desc, verifying it on the way.
+func (t *TarWriter) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	vr, err := NewVerifyReader(ctxReader{ctx, r}, desc)
+	if err != nil {
+		return err
+	}
+	if err := t.header(BlobName(desc.Digest), desc.Size); err != nil {
+		return err
+	}
+	if _, err := io.Copy(t.tw, vr); err != nil {
+		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// Close writes the tar trailer. It does not close the underlying writer.
+func (t *TarWriter) Close() error { return t.tw.Close() }

@@ -1,0 +1,325 @@
+package layout
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// FAT32MaxFile is the largest file a FAT32 file system holds: 4 GiB - 1.
+const FAT32MaxFile = 4<<30 - 1
+
+// SumsSuffix names the checksum file of a split set: bundle.tar.sha256sums,
+// in the format of sha256sum, so `sha256sum -c` checks it too.
+const SumsSuffix = ".sha256sums"
+
+// ErrVolume: a volume of a split set is missing or corrupt.
+var ErrVolume = errors.New("split volume")
+
+// VolumeName is the name of volume i of a split set: bundle.tar.000.
+func VolumeName(base string, i int) string {
+	return fmt.Sprintf("%s.%03d", base, i)
+}
+
+var volumeSuffix = regexp.MustCompile(`\.(\d{3})$`)
+
+// SplitBase returns the base name of a split set given any of its volumes
+// (bundle.tar.000 → bundle.tar), or "" if path is not a volume name.
+func SplitBase(path string) string {
+	if m := volumeSuffix.FindStringSubmatch(path); m != nil {
+		return strings.TrimSuffix(path, m[0])
+	}
+	return ""
+}
+
+// ParseSize reads a split size: a byte count with an optional K, M, G or T
+// suffix (powers of 1024, an optional trailing B or iB), or "fat32".
+func ParseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	if t == "FAT32" {
+		return FAT32MaxFile, nil
+	}
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional K, M, G or T suffix, or fat32", s)
+	}
+	return n * mult, nil
+}
+
+// SplitWriter writes one stream as volumes of at most size bytes each. Each
+// volume is a temp file until Commit renames them all into place and writes
+// the sums file last; Abort (or a failed Commit) removes them.
+type SplitWriter struct {
+	base  string
+	size  int64
+	vols  []*volume
+	cur   *volume
+	err   error
+	avail int64
+}
+
+type volume struct {
+	final string
+	f     *os.File
+	h     hash.Hash
+	n     int64
+}
+
+// NewSplitWriter prepares volumes base.000, base.001, … of at most size bytes.
+func NewSplitWriter(base string, size int64) (*SplitWriter, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("split size must be positive, got %d", size)
+	}
+	return &SplitWriter{base: base, size: size}, nil
+}
+
+func (s *SplitWriter) next() error {
+	if s.cur != nil {
+		if err := s.cur.f.Sync(); err != nil {
+			return err
+		}
+	}
+	final := VolumeName(s.base, len(s.vols))
+	dir, name := filepath.Split(final)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, ".ferry-tmp-"+name+"-*")
+	if err != nil {
+		return fmt.Errorf("creating volume %s: %w", final, err)
+	}
+	s.cur = &volume{final: final, f: f, h: sha256.New()}
+	s.vols = append(s.vols, s.cur)
+	s.avail = s.size
+	return nil
+}
+
+func (s *SplitWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	written := 0
+	for len(p) > 0 {
+		if s.cur == nil || s.avail == 0 {
+			if s.err = s.next(); s.err != nil {
+				return written, s.err
+			}
+		}
+		chunk := p
+		if int64(len(chunk)) > s.avail {
+			chunk = chunk[:s.avail]
+		}
+		n, err := s.cur.f.Write(chunk)
+		s.cur.h.Write(chunk[:n])
+		s.cur.n += int64(n)
+		s.avail -= int64(n)
+		written += n
+		p = p[n:]
+		if err != nil {
+			s.err = fmt.Errorf("writing volume %s: %w", s.cur.final, err)
+			return written, s.err
+		}
+	}
+	return written, nil
+}
+
+// Volumes are the final names of the volumes written so far.
+func (s *SplitWriter) Volumes() []string {
+	out := make([]string, len(s.vols))
+	for i, v := range s.vols {
+		out[i] = v.final
+	}
+	return out
+}
+
+// Commit syncs and renames every volume into place, then writes the sums
+// file. An empty stream still makes one (empty) volume.
+func (s *SplitWriter) Commit() error {
+	if s.err != nil {
+		s.Abort()
+		return s.err
+	}
+	if len(s.vols) == 0 {
+		if err := s.next(); err != nil {
+			return err
+		}
+	}
+	var sums strings.Builder
+	for _, v := range s.vols {
+		if err := v.f.Sync(); err != nil {
+			s.Abort()
+			return err
+		}
+		if err := v.f.Close(); err != nil {
+			s.Abort()
+			return err
+		}
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(v.h.Sum(nil)), filepath.Base(v.final))
+	}
+	// Stale volumes of an earlier, longer set must not look like ours.
+	for i := len(s.vols); ; i++ {
+		if err := os.Remove(VolumeName(s.base, i)); err != nil {
+			break
+		}
+	}
+	for _, v := range s.vols {
+		if err := os.Chmod(v.f.Name(), 0o444); err != nil {
+			s.Abort()
+			return err
+		}
+		if err := os.Rename(v.f.Name(), v.final); err != nil {
+			s.Abort()
+			return fmt.Errorf("renaming volume into %s: %w", v.final, err)
+		}
+	}
+	return WriteFileBytes(s.base+SumsSuffix, 0o644, []byte(sums.String()))
+}
+
+// Abort removes every temp volume.
+func (s *SplitWriter) Abort() {
+	for _, v := range s.vols {
+		v.f.Close()
+		os.Remove(v.f.Name())
+	}
+}
+
+// readSums parses a sums file: "<sha256 hex>  <file name>" lines.
+func readSums(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: checksum file: %v", ErrVolume, err)
+	}
+	defer f.Close()
+	sums := map[string]string{}
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		sum, name, ok := strings.Cut(text, "  ")
+		name = strings.TrimPrefix(name, "*")
+		if !ok || len(sum) != 64 || strings.ContainsAny(name, "/\\") || name == "" {
+			return nil, fmt.Errorf("%w: %s:%d: not a sha256sum line", ErrVolume, path, line)
+		}
+		if _, err := hex.DecodeString(sum); err != nil || strings.ToLower(sum) != sum {
+			return nil, fmt.Errorf("%w: %s:%d: not a lower-case sha256", ErrVolume, path, line)
+		}
+		sums[name] = sum
+	}
+	return sums, sc.Err()
+}
+
+// VolumeReader reads a split set as one stream, checking each volume's
+// sha256 against the sums file when it reaches the volume's end.
+type VolumeReader struct {
+	base  string
+	names []string
+	sums  map[string]string
+	i     int
+	f     *os.File
+	h     hash.Hash
+}
+
+// OpenVolumes opens the split set whose base name is base. Every volume the
+// sums file lists must exist, numbered from 000 without gaps.
+func OpenVolumes(base string) (*VolumeReader, error) {
+	sums, err := readSums(base + SumsSuffix)
+	if err != nil {
+		return nil, err
+	}
+	if len(sums) == 0 {
+		return nil, fmt.Errorf("%w: %s lists no volumes", ErrVolume, base+SumsSuffix)
+	}
+	var names []string
+	for i := 0; i < len(sums); i++ {
+		name := filepath.Base(VolumeName(base, i))
+		if _, ok := sums[name]; !ok {
+			return nil, fmt.Errorf("%w: %s does not list %s", ErrVolume, base+SumsSuffix, name)
+		}
+		names = append(names, VolumeName(base, i))
+	}
+	var missing []string
+	for _, n := range names {
+		if _, err := os.Stat(n); err != nil {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("%w: missing volume(s) %s of %d", ErrVolume, strings.Join(missing, ", "), len(names))
+	}
+	return &VolumeReader{base: base, names: names, sums: sums}, nil
+}
+
+// Current is the volume being read.
+func (v *VolumeReader) Current() string {
+	if v.i < len(v.names) {
+		return v.names[v.i]
+	}
+	return v.names[len(v.names)-1]
+}
+
+func (v *VolumeReader) Read(p []byte) (int, error) {
+	for v.i < len(v.names) {
+		if v.f == nil {
+			f, err := os.Open(v.names[v.i])
+			if err != nil {
+				return 0, fmt.Errorf("%w: %v", ErrVolume, err)
+			}
+			v.f, v.h = f, sha256.New()
+		}
+		n, err := v.f.Read(p)
+		v.h.Write(p[:n])
+		if err == io.EOF {
+			v.f.Close()
+			v.f = nil
+			name := v.names[v.i]
+			if got := hex.EncodeToString(v.h.Sum(nil)); got != v.sums[filepath.Base(name)] {
+				return n, fmt.Errorf("%w: %s is corrupt: its sha256 is %s, %s says %s", ErrVolume, name, got, filepath.Base(v.base+SumsSuffix), v.sums[filepath.Base(name)])
+			}
+			v.i++
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+	return 0, io.EOF
+}
+
+// Close closes the open volume.
+func (v *VolumeReader) Close() error {
+	if v.f != nil {
+		return v.f.Close()
+	}
+	return nil
+}

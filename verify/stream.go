@@ -1,0 +1,123 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// Head checks what can be checked from the head of a tarball: index.json,
+// ferry.json and every manifest, and that they agree. It reads no config or
+// layer. The report's Problems are empty when the head is sound.
+func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
+	head, err := tr.ReadHead()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, seen: map[digest.Digest]bool{}}
+	if err := rep.walk(ctx, head, head.Index); err != nil {
+		return nil, err
+	}
+	for _, d := range rep.descs {
+		if head.Exists(d) {
+			rep.seen[d.Digest] = true
+			rep.Blobs++
+			rep.Bytes += d.Size
+		}
+	}
+	rep.checkManifest(head.Index)
+	return rep, nil
+}
+
+// Seen records that blob desc went by in the stream, verified.
+func (r *Report) Seen(desc ocispec.Descriptor) {
+	if !r.seen[desc.Digest] {
+		r.seen[desc.Digest] = true
+		r.Blobs++
+		r.Bytes += desc.Size
+	}
+}
+
+// Finish is called at the end of a stream: every blob the graphs need must
+// have gone by, unless ferry.json omits it.
+func (r *Report) Finish(name string) {
+	for _, d := range sortedDescs(r.descs) {
+		switch {
+		case r.seen[d.Digest]:
+		case r.omitted(d.Digest):
+			r.Omitted++
+			r.OmittedBytes += d.Size
+		default:
+			r.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: r.users[d.Digest],
+				Err: fmt.Errorf("missing from %s (the tarball ends before it: truncated, or a volume is missing?)", name)})
+		}
+	}
+}
+
+// Stream verifies a tarball in one pass: the head, then every blob hashed
+// as it goes by, then that nothing the graphs need is missing. A blob that
+// fails ends the pass: the stream after it cannot be trusted to be aligned.
+func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, error) {
+	rep, err := Head(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Total != nil {
+		var total int64
+		for _, b := range rep.Manifest.Blobs {
+			if b.Included && !layout.IsManifest(b.MediaType) {
+				total += b.Size
+			}
+		}
+		opts.Total(total)
+	}
+	var w io.Writer = io.Discard
+	if opts.Progress != nil {
+		w = progressWriter(opts.Progress)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		desc, r, err := tr.NextBlob()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			rep.add(Problem{Err: err})
+			return rep, nil
+		}
+		if _, err := io.Copy(w, r); err != nil {
+			rep.add(Problem{Digest: desc.Digest, File: layout.BlobName(desc.Digest), Images: rep.users[desc.Digest], Err: err})
+			return rep, nil
+		}
+		rep.Seen(desc)
+	}
+	rep.Finish(tr.Name())
+	return rep, nil
+}
+
+// Path verifies the bundle at path in whatever form it has: a directory, a
+// .tar or .tar.gz file, any volume of a split set, or "-" for standard input.
+func Path(ctx context.Context, path string, opts Options) (*Report, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		dir, err := layout.OpenDir(path)
+		if err != nil {
+			return nil, err
+		}
+		return Bundle(ctx, dir, opts)
+	}
+	tr, err := layout.OpenTar(path)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	return Stream(ctx, tr, opts)
+}
