@@ -104,7 +104,7 @@ func OpenTar(p string) (*TarReader, error) {
 // NewTarReader reads a bundle tarball from r, gunzipping it if it starts
 // with the gzip magic. name is used in errors.
 func NewTarReader(r io.Reader, name string) (*TarReader, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(2)
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("reading %s: %w", name, err)

@@ -56,7 +56,7 @@ func (r *Report) Finish(name string) {
 			r.OmittedBytes += d.Size
 		default:
 			r.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: r.users[d.Digest],
-				Err: fmt.Errorf("missing from %s (the tarball ends before it: truncated, or a volume is missing?)", name)})
+				Err: fmt.Errorf("never went by in %s (truncated, an entry dropped, or a volume missing?)", name)})
 		}
 	}
 }

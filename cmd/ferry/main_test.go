@@ -136,3 +136,38 @@ func TestLibraryPackagesStayOffTheCLI(t *testing.T) {
 		}
 	}
 }
+
+func TestTarballFromStdinAndSplitFlags(t *testing.T) {
+	src := regtest.New(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
+	if err := set.Push(context.Background(), src.Host); err != nil {
+		t.Fatal(err)
+	}
+	ref := set.Images[1].Reference(src.Host)
+	work := t.TempDir()
+	if code, _, stderr := ferry(t, "export", ref, "-o", filepath.Join(work, "b.tar"), "--src-plain-http", "--split-size", "bogus"); code != exitUsage || !strings.Contains(stderr, "--split-size") {
+		t.Fatalf("bad --split-size: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := ferry(t, "export", ref, "-o", filepath.Join(work, "s.tar"), "--src-plain-http", "--split-size", "40K"); code != 0 {
+		t.Fatalf("split export: exit %d %s", code, stderr)
+	}
+	if code, stdout, _ := ferry(t, "verify", filepath.Join(work, "s.tar.001")); code != 0 || !strings.Contains(stdout, "OK") {
+		t.Fatalf("verify of a split set: exit %d %s", code, stdout)
+	}
+	if code, _, stderr := ferry(t, "export", ref, "-o", filepath.Join(work, "b.tar"), "--src-plain-http"); code != 0 {
+		t.Fatalf("tar export: exit %d %s", code, stderr)
+	}
+	f, err := os.Open(filepath.Join(work, "b.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = stdin }()
+	code, stdout, stderr := ferry(t, "import", "-", "--to", dst.Host+"/piped", "--dest-plain-http")
+	if code != 0 || !strings.Contains(stdout, "tags:      1 set") {
+		t.Fatalf("import from stdin: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}

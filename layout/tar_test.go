@@ -1,0 +1,244 @@
+package layout
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/testdata/imagegen"
+)
+
+type entry struct {
+	hdr  tar.Header
+	body []byte
+}
+
+// bundleEntries is a small, valid ferry tarball as a list of entries, in
+// DESIGN.md's order.
+func bundleEntries(t testing.TB) []entry {
+	set, err := imagegen.Generate(imagegen.Options{Apps: 1, LayerSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := set.Images[0]
+	root := img.Root
+	root.Annotations = map[string]string{ocispec.AnnotationRefName: "docker.io/library/base:1"}
+	idx, _ := MarshalIndex(&ocispec.Index{Manifests: []ocispec.Descriptor{root}})
+	m := &BundleManifest{MediaType: MediaTypeBundle, Images: []BundleImage{{Reference: "docker.io/library/base:1", Digest: root.Digest, MediaType: root.MediaType}}}
+	graph := set.Graph[root.Digest]
+	for _, d := range graph {
+		m.Blobs = append(m.Blobs, BundleBlob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, Repositories: []string{"library/base"}, Included: true})
+	}
+	ferry, _ := m.Marshal()
+	lay, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	file := func(name string, b []byte) entry {
+		return entry{tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(b)), Mode: 0o444}, b}
+	}
+	out := []entry{file(FileOCILayout, lay), file(FileIndex, idx), file(FileBundle, ferry)}
+	// graph is children first; a tarball wants manifests first.
+	for i := len(graph) - 1; i >= 0; i-- {
+		out = append(out, file(BlobName(graph[i].Digest), set.Blobs[graph[i].Digest]))
+	}
+	return out
+}
+
+func writeEntries(entries []entry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := e.hdr
+		tw.WriteHeader(&h)
+		tw.Write(e.body)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// readAll reads a tarball the way import does and returns the first error.
+func readAll(data []byte) error {
+	tr, err := NewTarReader(bytes.NewReader(data), "test.tar")
+	if err != nil {
+		return err
+	}
+	if _, err := tr.ReadHead(); err != nil {
+		return err
+	}
+	for {
+		_, r, err := tr.NextBlob()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
+	}
+}
+
+func TestTarReaderAcceptsAValidBundle(t *testing.T) {
+	entries := bundleEntries(t)
+	if err := readAll(writeEntries(entries)); err != nil {
+		t.Fatal(err)
+	}
+	// With directory entries and a ./ prefix, as GNU tar writes them.
+	withDirs := []entry{{tar.Header{Typeflag: tar.TypeDir, Name: "./blobs/", Mode: 0o755}, nil}}
+	for _, e := range entries {
+		e.hdr.Name = "./" + e.hdr.Name
+		withDirs = append(withDirs, e)
+	}
+	if err := readAll(writeEntries(withDirs)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTarReaderRefusesUnsafeEntries(t *testing.T) {
+	base := bundleEntries(t)
+	layer := base[len(base)-1].hdr.Name
+	inject := func(e entry) []entry {
+		out := append([]entry{}, base[:4]...)
+		out = append(out, e)
+		return append(out, base[4:]...)
+	}
+	replace := func(name string, f func(e *entry)) []entry {
+		out := append([]entry{}, base...)
+		for i := range out {
+			if out[i].hdr.Name == name {
+				f(&out[i])
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		entries []entry
+		wantErr error
+		want    string
+	}{
+		{"absolute name", inject(entry{tar.Header{Typeflag: tar.TypeReg, Name: "/etc/passwd", Size: 1}, []byte("x")}), ErrUnsafeEntry, "/etc/passwd"},
+		{"dot-dot", inject(entry{tar.Header{Typeflag: tar.TypeReg, Name: "blobs/../../x", Size: 1}, []byte("x")}), ErrUnsafeEntry, `".."`},
+		{"symlink", inject(entry{tar.Header{Typeflag: tar.TypeSymlink, Name: "blobs/sha256/link", Linkname: "/etc/shadow"}, nil}), ErrUnsafeEntry, "not a regular file"},
+		{"hardlink", inject(entry{tar.Header{Typeflag: tar.TypeLink, Name: "blobs/sha256/hard", Linkname: FileIndex}, nil}), ErrUnsafeEntry, "not a regular file"},
+		{"char device", inject(entry{tar.Header{Typeflag: tar.TypeChar, Name: "dev", Devmajor: 1, Devminor: 3}, nil}), ErrUnsafeEntry, "not a regular file"},
+		{"fifo", inject(entry{tar.Header{Typeflag: tar.TypeFifo, Name: "fifo"}, nil}), ErrUnsafeEntry, "not a regular file"},
+		{"duplicate blob", append(append([]entry{}, base...), base[len(base)-1]), ErrUnsafeEntry, "twice"},
+		{"duplicate index.json", append(append([]entry{}, base...), base[1]), ErrUnsafeEntry, "twice"},
+		{"flipped byte in a layer", replace(layer, func(e *entry) { e.body = bytes.Clone(e.body); e.body[10] ^= 1 }), ErrDigestMismatch, layer},
+		{"layer longer than ferry.json says", replace(layer, func(e *entry) { e.body = append(bytes.Clone(e.body), 1); e.hdr.Size++ }), ErrSizeMismatch, layer},
+		{"blob before metadata", append([]entry{base[len(base)-1]}, base[:len(base)-1]...), nil, "before the bundle's metadata"},
+		{"no ferry.json", append(append([]entry{}, base[:2]...), base[3:]...), nil, "ferry.json"},
+		{"unknown ferry.json version", replace(FileBundle, func(e *entry) {
+			e.body = bytes.Replace(e.body, []byte("bundle.v1"), []byte("bundle.v7"), 1)
+		}), ErrUnsupported, "v7"},
+		{"bad oci-layout", replace(FileOCILayout, func(e *entry) { e.body = []byte(`{"imageLayoutVersion":"9"}`); e.hdr.Size = int64(len(e.body)) }), ErrInvalidLayout, FileOCILayout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := readAll(writeEntries(tt.entries))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("error %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTarReaderDetectsGzipByContent(t *testing.T) {
+	entries := bundleEntries(t)
+	var buf bytes.Buffer
+	tw := NewTarWriter(&buf, time.Unix(0, 0))
+	for _, e := range entries[:3] {
+		tw.WriteFile(e.hdr.Name, e.body)
+	}
+	for _, e := range entries[3:] {
+		d, _ := blobDigest(e.hdr.Name)
+		if err := tw.WriteBlob(context.Background(), ocispec.Descriptor{Digest: d, Size: int64(len(e.body))}, bytes.NewReader(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzipWriter(&gz)
+	zw.Write(buf.Bytes())
+	zw.Close()
+	for name, data := range map[string][]byte{"plain": buf.Bytes(), "gzip": gz.Bytes()} {
+		if err := readAll(data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestTarWriterRefusesWrongBlobs(t *testing.T) {
+	tw := NewTarWriter(io.Discard, time.Unix(0, 0))
+	data := []byte("blob")
+	desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: 4}
+	if err := tw.WriteBlob(context.Background(), desc, strings.NewReader("blub")); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("wrong content: %v", err)
+	}
+	if err := tw.WriteFile(FileIndex, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.WriteFile(FileIndex, nil); err == nil {
+		t.Fatal("wrote index.json twice")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"4G": 4 << 30, "700M": 700 << 20, "fat32": FAT32MaxFile, "FAT32": FAT32MaxFile, "1024": 1024, "2GiB": 2 << 30, "64k": 64 << 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1G", "G", "4X", "99999999999T"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzTarReader(f *testing.F) {
+	f.Add(writeEntries(bundleEntries(f)))
+	f.Add([]byte{0x1f, 0x8b, 0, 0})
+	f.Add([]byte("not a tar"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := NewTarReader(bytes.NewReader(data), "fuzz.tar")
+		if err != nil {
+			return
+		}
+		head, err := tr.ReadHead()
+		if err != nil {
+			return
+		}
+		if head.Index == nil || head.Manifest == nil {
+			t.Fatal("a head without index.json or ferry.json")
+		}
+		for i := 0; i < 1000; i++ {
+			desc, r, err := tr.NextBlob()
+			if err != nil {
+				return
+			}
+			if ValidateDescriptor(desc) != nil {
+				t.Fatalf("handed out a bad descriptor %+v", desc)
+			}
+			io.Copy(io.Discard, r)
+		}
+	})
+}
+
+func gzipWriter(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }
