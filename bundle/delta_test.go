@@ -237,4 +237,17 @@ func TestDeltaImportFailsCleanlyWhenBlobsAreMissing(t *testing.T) {
 	if got := tags(t, dst.Host, "mirror/team/app1"); got != nil {
 		t.Errorf("tags pushed despite the failure: %v", got)
 	}
+	// Each refused mount (202: an upload instead) was cancelled, not left
+	// open: no session keeps its startedat or data file (distribution leaves
+	// a hash state file behind even after a cancel).
+	var sessions []string
+	filepath.Walk(filepath.Join(dst.Dir, "storage"), func(path string, fi os.FileInfo, err error) error {
+		if err == nil && strings.Contains(path, "/_uploads/") && (fi.Name() == "startedat" || fi.Name() == "data") {
+			sessions = append(sessions, path)
+		}
+		return nil
+	})
+	if len(sessions) > 0 {
+		t.Errorf("%d upload session(s) left open at the destination: %v", len(sessions), sessions)
+	}
 }

@@ -353,7 +353,11 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, 
 			}
 			continue
 		}
-		err := repo.Mount(ctx, rb.Desc, from, func() (io.ReadCloser, error) { return nil, errNotMounted })
+		mctx, slot := withUploadSlot(ctx)
+		err := repo.Mount(mctx, rb.Desc, from, func() (io.ReadCloser, error) { return nil, errNotMounted })
+		if errors.Is(err, errNotMounted) {
+			imp.c.cancelUpload(ctx, slot)
+		}
 		if err == nil {
 			imp.prog.Logf("mounted %s into %s from %s", rb.Desc.Digest, rb.Repository, from)
 			return true, nil

@@ -100,7 +100,7 @@ func credentialFunc(creds string) (auth.CredentialFunc, error) {
 // repository returns the oras-go repository registryHost/repo.
 func (c *client) repository(registryHost, repo string) (*remote.Repository, error) {
 	r := &remote.Repository{
-		Client:    c.auth,
+		Client:    uploadTracker{c.auth},
 		Reference: registry.Reference{Registry: registryHost, Repository: repo},
 		PlainHTTP: c.plain,
 	}
