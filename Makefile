@@ -8,7 +8,14 @@ PKGS    := ./... $(shell find testdata -name '*.go' -exec dirname {} \; | sort -
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZTIME ?= 3s
 
-.PHONY: all build demo test unit lint deps fuzz clean
+# Peers for the benchmark, pinned, installed with go install into a cache.
+BENCH_BIN      := $(CURDIR)/.cache/bench/bin
+CRANE_VERSION  := v0.22.1
+REGCTL_VERSION := v0.11.7
+ORAS_VERSION   := v1.3.6
+BENCH_FLAGS    ?=
+
+.PHONY: all build demo test unit lint deps fuzz bench bench-deps clean
 
 all: build
 
@@ -46,5 +53,16 @@ fuzz:
 		done; \
 	done
 
+# ferry side by side with skopeo, crane, regctl and oras on a generated
+# corpus (make bench BENCH_FLAGS="-scale 300000000 -rounds 1" for a quick one).
+bench: deps build bench-deps
+	$(GO) run ./testdata/bench -ferry $(BIN) -peers $(BENCH_BIN) $(BENCH_FLAGS)
+
+bench-deps:
+	@mkdir -p $(BENCH_BIN)
+	@[ -x $(BENCH_BIN)/crane ]  || GOBIN=$(BENCH_BIN) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+	@[ -x $(BENCH_BIN)/regctl ] || GOBIN=$(BENCH_BIN) $(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VERSION)
+	@[ -x $(BENCH_BIN)/oras ]   || GOBIN=$(BENCH_BIN) $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
+
 clean:
-	rm -rf bin
+	rm -rf bin .cache

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // WriteFileAtomic makes path appear with the bytes write produces, or not at
@@ -62,4 +63,16 @@ func WriteFileBytes(path string, perm os.FileMode, data []byte) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// copyBufPool holds the buffers blobs are copied through: large enough that
+// a multi-GiB blob costs few system calls, few enough to keep memory flat.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// Copy copies src to dst through a pooled 1 MiB buffer.
+func Copy(dst io.Writer, src io.Reader) (int64, error) {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	// Hide ReaderFrom/WriterTo so the buffer is used, not 32 KiB chunks.
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }

@@ -167,7 +167,7 @@ func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reade
 		return err
 	}
 	return WriteFileAtomic(path, blobPerm, func(w io.Writer) error {
-		_, err := io.Copy(w, vr)
+		_, err := Copy(w, vr)
 		return err
 	})
 }

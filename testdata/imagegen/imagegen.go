@@ -152,9 +152,7 @@ func (g *generator) layer(name string, seed uint64) (layerDesc, error) {
 			i += copy(content[i:], words[rng.IntN(len(words))])
 		}
 	} else {
-		for i := range content {
-			content[i] = byte(rng.Uint32())
-		}
+		randomReader{rng}.Read(content)
 	}
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
@@ -180,7 +178,12 @@ func (g *generator) layer(name string, seed uint64) (layerDesc, error) {
 	}
 	diffID := digest.FromBytes(tarBuf.Bytes())
 	var gzBuf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gzBuf, gzip.BestSpeed)
+	// Random bytes do not compress: store them, as gzip does at its best.
+	level := gzip.NoCompression
+	if g.opts.Compressible {
+		level = gzip.BestSpeed
+	}
+	zw, _ := gzip.NewWriterLevel(&gzBuf, level)
 	if _, err := zw.Write(tarBuf.Bytes()); err != nil {
 		return layerDesc{}, err
 	}
