@@ -421,4 +421,3 @@ func render(c config, l limits, results []*result, big []string) string {
 	b.WriteString("\n\"time ÷ ferry's\" above 1 means the tool was slower than ferry. MB/s counts the bytes of the blobs the operation had to move (for a re-import: the bundle's size, though nothing moves). Registry CPU is the source registry's for exports and the destination's for imports.\n")
 	return b.String()
 }
-
