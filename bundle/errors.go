@@ -22,7 +22,9 @@ func explain(err error, side string) error {
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: the registry rejected the credentials: check --%s-creds or docker's config.json", err, side)
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("%w: the credentials lack permission for this repository", err)
+		return fmt.Errorf("%w: the credentials lack permission for this repository (or a quota or policy refused it)", err)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: the registry, or a proxy in front of it, refused the upload as too large: raise its body size limit (nginx: client_max_body_size 0)", err)
 	}
 	return err
 }

@@ -320,7 +320,7 @@ func openSource(ctx context.Context, c *client, b PlannedBlob) (io.ReadCloser, s
 		if err != nil {
 			return nil, "", err
 		}
-		rc, err := repo.Blobs().Fetch(ctx, b.Desc)
+		rc, err := newResumingReader(ctx, func() (io.ReadCloser, error) { return repo.Blobs().Fetch(ctx, b.Desc) })
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()

@@ -463,18 +463,34 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 }
 
 // pushBlob streams one blob from the bundle to a repository, verified on
-// the way.
+// the way. A transient failure starts over in a new upload session, after a
+// HEAD in case the last attempt did arrive; a chunk is never re-sent into a
+// session that failed.
 func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) error {
 	repo, err := imp.repo(rb.Repository)
 	if err != nil {
 		return err
 	}
-	rc, err := imp.dir.Fetch(ctx, rb.Desc)
+	var sent int64
+	err = withRetry(ctx, func(attempt int) error {
+		if attempt > 0 {
+			prog.Add(-sent)
+			sent = 0
+			if ok, err := repo.Blobs().Exists(ctx, rb.Desc); err != nil {
+				return err
+			} else if ok {
+				return nil
+			}
+			imp.prog.Logf("retrying blob %s to %s (attempt %d)", rb.Desc.Digest, rb.Repository, attempt+1)
+		}
+		rc, err := imp.dir.Fetch(ctx, rb.Desc)
+		if err != nil {
+			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
+		}
+		defer rc.Close()
+		return repo.Blobs().Push(ctx, rb.Desc, countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })})
+	})
 	if err != nil {
-		return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
-	}
-	defer rc.Close()
-	if err := repo.Blobs().Push(ctx, rb.Desc, countingReader{rc, prog}); err != nil {
 		return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
 	}
 	return nil

@@ -36,8 +36,15 @@ func progressOrNone(p Progress) Progress {
 // countingReader reports every byte read to a Progress.
 type countingReader struct {
 	r io.Reader
-	p Progress
+	p adder
 }
+
+type adder interface{ Add(int64) }
+
+// progressFunc adapts a func to what countingReader reports to.
+type progressFunc func(int64)
+
+func (f progressFunc) Add(n int64) { f(n) }
 
 func (c countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)

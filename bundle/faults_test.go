@@ -1,0 +1,167 @@
+package bundle_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/testdata/imagegen"
+	"github.com/ferry-oci/ferry/testdata/regtest"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+// once reports true the first time it sees a key.
+type once struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (o *once) first(key string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen == nil {
+		o.seen = map[string]bool{}
+	}
+	if o.seen[key] {
+		return false
+	}
+	o.seen[key] = true
+	return true
+}
+
+// resetMidBody serves half of the upstream response, then drops the
+// connection.
+func resetMidBody(t *testing.T, upstream string, w http.ResponseWriter, r *http.Request) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+upstream+r.URL.RequestURI(), nil)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.CopyN(w, resp.Body, resp.ContentLength/2)
+	w.(http.Flusher).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+func TestExportSurvivesResetsAndServerErrors(t *testing.T) {
+	ctx := context.Background()
+	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{LayerSize: 256 << 10})
+	var resets, errs once
+	var resetCount atomic.Int32
+	proxy := regtest.NewProxy(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") && r.Header.Get("Range") == "" && resets.first(r.URL.Path):
+			resetCount.Add(1)
+			resetMidBody(t, src.Host, w, r)
+			return true
+		case strings.Contains(r.URL.Path, "/manifests/") && errs.first(r.Method+r.URL.Path):
+			code := []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusInternalServerError}[len(r.URL.Path)%4]
+			http.Error(w, "flaky", code)
+			return true
+		}
+		return false
+	})
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(proxy))
+	}
+	for _, out := range []string{"dir", "b.tar"} {
+		resets, errs = once{}, once{}
+		path := filepath.Join(t.TempDir(), out)
+		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: path, Source: plain}); err != nil {
+			t.Fatalf("%s: export through a flaky proxy: %v", out, err)
+		}
+		rep, err := verify.Path(ctx, path, verify.Options{})
+		if err != nil || !rep.OK() || rep.Blobs != len(set.Digests()) {
+			t.Fatalf("%s: the bundle does not verify: %v %v", out, err, rep.Err())
+		}
+	}
+	if resetCount.Load() == 0 {
+		t.Fatal("the proxy never reset a download: the test tested nothing")
+	}
+}
+
+func TestImportSurvivesFlakyDestination(t *testing.T) {
+	ctx := context.Background()
+	_, set, out := exportSet(t, regtest.Debian)
+	dst := regtest.New(t, regtest.Debian)
+	var puts, posts, heads once
+	var faults atomic.Int32
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && puts.first(r.URL.Query().Get("digest")):
+			io.Copy(io.Discard, r.Body)
+			faults.Add(1)
+			http.Error(w, "upstream hiccup", http.StatusInternalServerError)
+			return true
+		case r.Method == http.MethodPost && posts.first(r.URL.Path):
+			faults.Add(1)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return true
+		case r.Method == http.MethodHead && heads.first(r.URL.Path):
+			faults.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		time.Sleep(5 * time.Millisecond) // a slow link
+		return false
+	})
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/mirror", Dest: plain}); err != nil {
+		t.Fatalf("import through a flaky proxy: %v", err)
+	}
+	if faults.Load() < 3 {
+		t.Fatalf("only %d faults injected", faults.Load())
+	}
+	assertImported(t, set, dst.Host, "mirror")
+}
+
+func TestImportFailsFastOnPermanentErrors(t *testing.T) {
+	ctx := context.Background()
+	_, set, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	var blobPuts atomic.Int32
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			blobPuts.Add(1)
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			io.WriteString(w, "<html><body><h1>413 Request Entity Too Large</h1></body></html>")
+			return true
+		}
+		return false
+	})
+	start := time.Now()
+	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/mirror", Dest: plain, Jobs: 1})
+	if err == nil {
+		t.Fatal("import succeeded through a proxy that refuses every upload")
+	}
+	if !strings.Contains(err.Error(), "413") || !strings.Contains(err.Error(), "body size limit") || !strings.Contains(err.Error(), "destination") {
+		t.Errorf("the error does not say what happened and what to do:\n%v", err)
+	}
+	if n := blobPuts.Load(); n != 1 {
+		t.Errorf("%d uploads tried; a permanent error must fail at the first, without retries", n)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("failing took %s", time.Since(start))
+	}
+	for _, img := range set.Images {
+		if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
+			t.Errorf("%s tagged %v", img.Repository, got)
+		}
+	}
+}
