@@ -218,6 +218,9 @@ func exportDir(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, 
 	if err := pruneDir(out, plan); err != nil {
 		return err
 	}
+	if err := dir.Sync(); err != nil {
+		return err
+	}
 	if err := dir.WriteIndex(plan.index()); err != nil {
 		return err
 	}

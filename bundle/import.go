@@ -483,7 +483,11 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 			}
 			imp.prog.Logf("retrying blob %s to %s (attempt %d)", rb.Desc.Digest, rb.Repository, attempt+1)
 		}
-		rc, err := imp.dir.Fetch(ctx, rb.Desc)
+		// Every blob was hashed by the verification before the first push,
+		// and the registry hashes it again before it commits the upload
+		// under its digest: a third hash here would only cost CPU the
+		// registry needs.
+		rc, err := imp.dir.OpenChecked(rb.Desc)
 		if err != nil {
 			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
 		}

@@ -12,6 +12,10 @@ import (
 // all: it writes a temp file in the same directory, syncs it, closes it, sets
 // perm and renames it into place. The temp file is removed on any failure.
 func WriteFileAtomic(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
+	return writeFileAtomic(path, perm, true, write)
+}
+
+func writeFileAtomic(path string, perm os.FileMode, sync bool, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -31,8 +35,10 @@ func WriteFileAtomic(path string, perm os.FileMode, write func(w io.Writer) erro
 	if err := write(f); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", path, err)
@@ -44,7 +50,9 @@ func WriteFileAtomic(path string, perm os.FileMode, write func(w io.Writer) erro
 		return fmt.Errorf("renaming into %s: %w", path, err)
 	}
 	succeeded = true
-	syncDir(dir)
+	if sync {
+		syncDir(dir)
+	}
 	return nil
 }
 
