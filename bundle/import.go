@@ -41,6 +41,10 @@ type ImportOptions struct {
 	// DryRun verifies and plans, asking the destination what it has, but
 	// pushes nothing.
 	DryRun bool
+	// NoOverwrite refuses, before anything is pushed, to move a tag that
+	// points at another image. False means such tags are moved and listed
+	// in Summary.TagsMoved.
+	NoOverwrite bool
 }
 
 // ImportResult is what Import planned and did.
@@ -50,7 +54,9 @@ type ImportResult struct {
 	// repository; Present, those it had; Mounted, those a delta omits that
 	// were mounted (in a dry run: found mountable) from another repository.
 	Push, Present, Mounted []RepoBlob
-	Summary                Summary
+	// Tags lists every destination tag and where it points before import.
+	Tags    []TagAction
+	Summary Summary
 }
 
 // Target is one image of the bundle and where it goes.
@@ -129,7 +135,11 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	res := &ImportResult{Targets: targets}
 	res.Summary.Images = len(targets)
 
-	// Plan: ask the destination which blobs it lacks; mount what a delta omits.
+	// Plan: ask the destination where its tags point and which blobs it
+	// lacks; mount what a delta omits.
+	if res.Tags, err = imp.planTags(ctx, targets, opts.NoOverwrite); err != nil {
+		return nil, err
+	}
 	repos := groupByRepository(targets)
 	missing, err := imp.missingBlobs(ctx, repos, targets, opts.DryRun, res)
 	if err != nil {
@@ -154,7 +164,7 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	if err := imp.pushManifests(ctx, repos, &res.Summary); err != nil {
 		return nil, err
 	}
-	if err := imp.pushTags(ctx, targets, &res.Summary); err != nil {
+	if err := imp.pushTags(ctx, res.Tags, &res.Summary); err != nil {
 		return nil, err
 	}
 	res.Summary.Duration = time.Since(start)
@@ -563,32 +573,71 @@ func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *
 	return eg.Wait()
 }
 
-// pushTags points each destination tag at its image, last of all. A tag
-// already there is left alone; one pointing elsewhere is moved and reported.
-func (imp *importer) pushTags(ctx context.Context, targets []Target, sum *Summary) error {
+// TagAction is what import will do with one destination tag.
+type TagAction struct {
+	Target Target
+	// Current is the digest the tag points at now; empty when absent.
+	Current digest.Digest
+}
+
+// ErrTagWouldMove: --no-overwrite refused to move a tag that points at
+// another image.
+var ErrTagWouldMove = errors.New("tags point at other images")
+
+// planTags resolves every destination tag before anything is pushed. With
+// noOverwrite, a tag that points at another image stops the import there,
+// naming every such tag.
+func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite bool) ([]TagAction, error) {
+	var out []TagAction
+	var refused []string
 	for _, t := range targets {
 		if t.Dest.Tag == "" {
 			continue
 		}
 		repo, err := imp.repo(t.Dest.Repository)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		a := TagAction{Target: t}
 		cur, err := repo.Resolve(ctx, t.Dest.Tag)
 		switch {
-		case err == nil && cur.Digest == t.Root.Digest:
+		case err == nil:
+			a.Current = cur.Digest
+		case !errors.Is(err, errdef.ErrNotFound):
+			return nil, fmt.Errorf("destination: resolving %s: %w", t.Dest, err)
+		}
+		if noOverwrite && a.Current != "" && a.Current != t.Root.Digest {
+			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", t.Dest, a.Current, t.Root.Digest))
+		}
+		out = append(out, a)
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("%w and --no-overwrite is set; nothing was pushed:\n  - %s", ErrTagWouldMove, strings.Join(refused, "\n  - "))
+	}
+	return out, nil
+}
+
+// pushTags points each destination tag at its image, last of all. A tag
+// already there is left alone (Harbor's immutable tags refuse even an
+// identical push); one pointing elsewhere is moved and reported.
+func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Summary) error {
+	for _, a := range actions {
+		t := a.Target
+		if a.Current == t.Root.Digest {
 			sum.TagsUnchanged++
 			continue
-		case err != nil && !errors.Is(err, errdef.ErrNotFound):
-			return fmt.Errorf("destination: resolving %s: %w", t.Dest, err)
+		}
+		repo, err := imp.repo(t.Dest.Repository)
+		if err != nil {
+			return err
 		}
 		data, _ := imp.graph.Manifest(t.Root.Digest)
 		if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
 			return fmt.Errorf("destination: tagging %s: %w", t.Dest, err)
 		}
-		if err == nil {
-			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, cur.Digest))
-			imp.prog.Logf("moved tag %s from %s to %s", t.Dest, cur.Digest, t.Root.Digest)
+		if a.Current != "" {
+			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, a.Current))
+			imp.prog.Logf("moved tag %s from %s to %s", t.Dest, a.Current, t.Root.Digest)
 		} else {
 			sum.TagsSet = append(sum.TagsSet, t.Dest.String())
 		}

@@ -3,6 +3,7 @@ package bundle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
+	"oras.land/oras-go/v2/registry/remote"
 )
 
 // exportSet seeds a source and exports the whole set.
@@ -181,6 +183,27 @@ func TestImportMovesTagsAndSaysSo(t *testing.T) {
 		}
 	}
 	assertImported(t, v1, dst.Host, "")
+
+	// --no-overwrite refuses before pushing anything, naming every tag.
+	if err := v2.Push(ctx, dst.Host); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host, Dest: plain, NoOverwrite: true})
+	if !errors.Is(err, bundle.ErrTagWouldMove) {
+		t.Fatalf("--no-overwrite: %v, want ErrTagWouldMove", err)
+	}
+	for i := 1; i <= 3; i++ {
+		if !strings.Contains(err.Error(), fmt.Sprintf("team/app%d:v1", i)) {
+			t.Errorf("the error does not name team/app%d:v1:\n%v", i, err)
+		}
+	}
+	for _, img := range v2.Images {
+		repo, _ := remote.NewRepository(dst.Host + "/" + img.Repository)
+		repo.PlainHTTP = true
+		if got, _ := repo.Resolve(ctx, img.Tag); got.Digest != img.Root.Digest {
+			t.Errorf("%s:%s moved despite --no-overwrite", img.Repository, img.Tag)
+		}
+	}
 }
 
 func TestImportDryRunPushesNothing(t *testing.T) {

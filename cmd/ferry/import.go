@@ -52,6 +52,7 @@ needs --to REGISTRY/REPOSITORY.`,
 	}
 	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
+	cmd.Flags().BoolVar(&opts.NoOverwrite, "no-overwrite", false, "refuse (before pushing anything) to move a tag that points at another image")
 	registryFlags(cmd, "dest", &opts.Dest)
 	return cmd
 }
@@ -62,6 +63,16 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		fmt.Fprintf(g.out, "plan (dry run, nothing pushed):\n")
 		for _, t := range res.Targets {
 			fmt.Fprintf(g.out, "  image %s → %s\n", t.Source, t.Dest)
+		}
+		for _, a := range res.Tags {
+			switch a.Current {
+			case "":
+				fmt.Fprintf(g.out, "  tag   %s: create\n", a.Target.Dest)
+			case a.Target.Root.Digest:
+				fmt.Fprintf(g.out, "  tag   %s: already right\n", a.Target.Dest)
+			default:
+				fmt.Fprintf(g.out, "  tag   %s: move from %s\n", a.Target.Dest, a.Current)
+			}
 		}
 		var bytes int64
 		for _, rb := range res.Push {
