@@ -216,6 +216,9 @@ func (d *Dir) Sync() error {
 // Index reads and checks index.json.
 func (d *Dir) Index() (*ocispec.Index, error) {
 	f, err := os.Open(filepath.Join(d.root, FileIndex))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w: no %s: the bundle is incomplete (an export that did not finish? run it again)", d.root, ErrIncomplete, FileIndex)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
 	}

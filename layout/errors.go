@@ -19,6 +19,8 @@ var (
 	ErrTooLarge = errors.New("document too large")
 	// ErrUnsupported: a media type or format version ferry does not know.
 	ErrUnsupported = errors.New("unsupported")
+	// ErrIncomplete: a bundle whose export did not finish.
+	ErrIncomplete = errors.New("incomplete bundle")
 	// ErrInvalidManifest: a manifest or index that does not parse or does not
 	// agree with its descriptor.
 	ErrInvalidManifest = errors.New("invalid manifest")
