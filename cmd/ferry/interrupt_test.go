@@ -71,6 +71,19 @@ func slowSource(t *testing.T, onBlob func(n int32)) (*imagegen.Set, []string) {
 	return set, refs
 }
 
+// runTracked runs cmd, publishing its process for the proxy's handlers
+// (which signal it), and returns its combined output.
+func runTracked(cmd *exec.Cmd, proc *atomic.Pointer[os.Process]) ([]byte, error) {
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	proc.Store(cmd.Process)
+	err := cmd.Wait()
+	return []byte(out.String()), err
+}
+
 func tempFiles(root string) []string {
 	var out []string
 	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
@@ -87,17 +100,17 @@ func TestSignalsStopExportCleanly(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		for _, out := range []string{"dir", "b.tar"} {
 			t.Run(sig.String()+"/"+out, func(t *testing.T) {
-				var cmd *exec.Cmd
+				var proc atomic.Pointer[os.Process]
 				var sent atomic.Bool
 				_, refs := slowSource(t, func(n int32) {
 					if n == 3 && sent.CompareAndSwap(false, true) {
-						cmd.Process.Signal(sig)
+						proc.Load().Signal(sig)
 					}
 				})
 				work := t.TempDir()
 				target := filepath.Join(work, out)
-				cmd = exec.Command(bin, append([]string{"export", "-o", target, "--src-plain-http"}, refs...)...)
-				output, err := cmd.CombinedOutput()
+				cmd := exec.Command(bin, append([]string{"export", "-o", target, "--src-plain-http"}, refs...)...)
+				output, err := runTracked(cmd, &proc)
 				if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
 					t.Fatalf("exit %d (%v), want %d\n%s", code, err, exitInterrupted, output)
 				}
@@ -121,18 +134,18 @@ func TestSignalsStopExportCleanly(t *testing.T) {
 
 func TestKilledExportResumes(t *testing.T) {
 	bin := ferryBinary(t)
-	var cmd *exec.Cmd
+	var proc atomic.Pointer[os.Process]
 	var killing atomic.Bool
 	var gets atomic.Int32
 	set, refs := slowSource(t, func(n int32) {
 		gets.Add(1)
 		if n == 4 && killing.CompareAndSwap(false, true) {
-			go func() { time.Sleep(200 * time.Millisecond); cmd.Process.Kill() }()
+			go func() { time.Sleep(200 * time.Millisecond); proc.Load().Kill() }()
 		}
 	})
 	out := filepath.Join(t.TempDir(), "bundle")
-	cmd = exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...)
-	cmd.Run()
+	cmd := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...)
+	runTracked(cmd, &proc)
 	if cmd.ProcessState.Success() {
 		t.Fatal("the export finished before it could be killed")
 	}
@@ -185,7 +198,7 @@ func TestKilledImportResumes(t *testing.T) {
 	}
 
 	dst := regtest.New(t, regtest.Distribution)
-	var cmd *exec.Cmd
+	var proc atomic.Pointer[os.Process]
 	var killing atomic.Bool
 	var mu sync.Mutex
 	var puts []string
@@ -196,14 +209,14 @@ func TestKilledImportResumes(t *testing.T) {
 			n := len(puts)
 			mu.Unlock()
 			if n == 4 && killing.CompareAndSwap(false, true) {
-				go func() { time.Sleep(100 * time.Millisecond); cmd.Process.Kill() }()
+				go func() { time.Sleep(100 * time.Millisecond); proc.Load().Kill() }()
 			}
 			time.Sleep(150 * time.Millisecond)
 		}
 		return false
 	})
-	cmd = exec.Command(bin, "import", out, "--to", proxy+"/m", "--dest-plain-http", "-j", "2")
-	cmd.Run()
+	cmd := exec.Command(bin, "import", out, "--to", proxy+"/m", "--dest-plain-http", "-j", "2")
+	runTracked(cmd, &proc)
 	if cmd.ProcessState.Success() {
 		t.Fatal("the import finished before it could be killed")
 	}
