@@ -165,3 +165,34 @@ func TestImportFailsFastOnPermanentErrors(t *testing.T) {
 		}
 	}
 }
+
+// A re-import of a bundle the destination already holds asks, and sends
+// nothing: HEAD requests (and GETs of tags) only.
+func TestReimportOnlyAsks(t *testing.T) {
+	ctx := context.Background()
+	_, _, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: plain}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	methods := map[string]int{}
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		methods[r.Method]++
+		mu.Unlock()
+		return false
+	})
+	res, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, n := range methods {
+		if m != http.MethodHead && m != http.MethodGet {
+			t.Errorf("a re-import sent %d %s request(s)", n, m)
+		}
+	}
+	if methods[http.MethodHead] == 0 || res.Summary.Transferred != 0 {
+		t.Errorf("methods %v, transferred %d", methods, res.Summary.Transferred)
+	}
+}

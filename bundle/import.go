@@ -75,11 +75,14 @@ type RepoBlob struct {
 	Desc       ocispec.Descriptor
 }
 
-// Import pushes a bundle into the destination registry. It verifies the
-// whole bundle offline first (every included blob hashed) and pushes nothing
-// if anything is wrong. Then: HEAD before every blob and manifest, skipping
-// what exists; blobs first, then manifests children first, then tags; a tag
-// already at the right digest is not touched.
+// Import pushes a bundle into the destination registry. It checks the
+// bundle's structure offline first (layout, every manifest, every reference
+// accounted for, ferry.json consistent), then asks the destination what it
+// has (HEAD before every blob, manifest and tag), then hashes every blob it
+// will push, and pushes nothing if anything is wrong. Then: blobs, manifests
+// children first, tags last; a tag already at the right digest is not
+// touched. Blobs the destination already holds are not read (a re-import is
+// HEAD requests only); ferry verify, and a dry run, hash the whole bundle.
 func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	res, err := importBundle(ctx, opts)
 	return res, explain(err, "dest")
@@ -101,19 +104,24 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 
 	var tr *layout.TarReader
 	if isDir(opts.Bundle) {
-		// Verify the whole bundle offline before the first request to the
-		// destination.
+		// Check the bundle's structure offline before the first request to
+		// the destination; its blobs are hashed once the plan says which
+		// will be pushed, before the first push.
 		dir, err := layout.OpenDir(opts.Bundle)
 		if err != nil {
 			return nil, err
 		}
-		vopts := verify.Options{Jobs: jobs, Progress: prog.Add, Total: func(n int64) { prog.Start("verify", n) }}
-		imp.report, err = verify.Bundle(ctx, dir, vopts)
-		prog.Done()
-		if err != nil {
+		var present []ocispec.Descriptor
+		if imp.report, present, err = verify.Structure(ctx, dir); err != nil {
 			return nil, err
 		}
 		imp.dir = dir
+		// A dry run is a check: it hashes the whole bundle.
+		if opts.DryRun && imp.report.OK() {
+			if err := imp.hash(ctx, present); err != nil {
+				return nil, err
+			}
+		}
 	} else {
 		// A stream is read once: check its head now, its blobs as they go by.
 		if tr, err = layout.OpenTar(opts.Bundle); err != nil {
@@ -146,6 +154,15 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		return nil, err
 	}
 
+	// Every blob that will be pushed is hashed before the first push: a
+	// corrupt bundle pushes nothing. Blobs the destination already has are
+	// not read at all (ferry verify checks them).
+	if imp.dir != nil && !opts.DryRun {
+		if err := imp.hash(ctx, uniqueDescs(missing)); err != nil {
+			return nil, err
+		}
+	}
+
 	// Transfer: blobs.
 	switch {
 	case tr != nil:
@@ -169,6 +186,30 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	res.Summary.Duration = time.Since(start)
 	return res, nil
+}
+
+// hash reads descs from the bundle directory through their verifiers and
+// fails, naming every bad blob and the images it breaks, if any is wrong.
+func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error {
+	vopts := verify.Options{Jobs: imp.jobs, Progress: imp.prog.Add, Total: func(n int64) { imp.prog.Start("verify", n) }}
+	err := imp.report.Hash(ctx, imp.dir, descs, vopts)
+	imp.prog.Done()
+	if err != nil {
+		return err
+	}
+	return imp.report.Err()
+}
+
+func uniqueDescs(rbs []RepoBlob) []ocispec.Descriptor {
+	seen := map[digest.Digest]bool{}
+	var out []ocispec.Descriptor
+	for _, rb := range rbs {
+		if !seen[rb.Desc.Digest] {
+			seen[rb.Desc.Digest] = true
+			out = append(out, rb.Desc)
+		}
+	}
+	return out
 }
 
 // isDir reports whether path is a directory bundle; anything else is read

@@ -129,9 +129,24 @@ func (r *Report) omitted(d digest.Digest) bool {
 // Bundle verifies src. The returned error is only for a bundle that cannot
 // be read at all; everything else is a Problem in the report.
 func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
-	idx, err := src.Index()
+	rep, present, err := Structure(ctx, src)
 	if err != nil {
 		return nil, err
+	}
+	if err := rep.Hash(ctx, src, present, opts); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// Structure checks everything but the configs' and layers' bytes: the
+// layout, index.json, every manifest (read and verified), that every blob
+// a manifest references is present or omitted by ferry.json, and that
+// ferry.json agrees. It returns the configs and layers present, for Hash.
+func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, error) {
+	idx, err := src.Index()
+	if err != nil {
+		return nil, nil, err
 	}
 	rep := &Report{Graph: layout.NewGraph()}
 	m, err := src.BundleManifest()
@@ -144,11 +159,9 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 		rep.Manifest = m
 	}
 	if err := rep.walk(ctx, src, idx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-
-	// Hash every blob that is there; account for every one that is not.
-	var toHash []ocispec.Descriptor
+	var present []ocispec.Descriptor
 	for _, d := range sortedDescs(rep.descs) {
 		if _, ok := rep.Graph.Manifest(d.Digest); ok {
 			rep.Blobs++ // read and verified by the walk
@@ -157,11 +170,11 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 		}
 		ok, err := src.Exists(d)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		switch {
 		case ok:
-			toHash = append(toHash, d)
+			present = append(present, d)
 		case rep.omitted(d.Digest):
 			rep.Omitted++
 			rep.OmittedBytes += d.Size
@@ -173,11 +186,8 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: errors.New(why)})
 		}
 	}
-	if err := rep.hash(ctx, src, toHash, opts); err != nil {
-		return nil, err
-	}
 	rep.checkManifest(idx)
-	return rep, nil
+	return rep, present, nil
 }
 
 // walk reads every image's graph through f and records which images use
@@ -211,7 +221,9 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 	return nil
 }
 
-func (rep *Report) hash(ctx context.Context, src Source, descs []ocispec.Descriptor, opts Options) error {
+// Hash reads every blob of descs through its verifier, in parallel, and
+// adds a Problem for each that fails.
+func (rep *Report) Hash(ctx context.Context, src Source, descs []ocispec.Descriptor, opts Options) error {
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = 4
