@@ -56,7 +56,8 @@ func (p Problem) String() string {
 	var b strings.Builder
 	if p.File != "" {
 		b.WriteString(p.File + ": ")
-	} else if p.Digest != "" {
+	}
+	if p.Digest != "" && p.File != layout.BlobName(p.Digest) {
 		b.WriteString(p.Digest.String() + ": ")
 	}
 	b.WriteString(p.Err.Error())

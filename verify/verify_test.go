@@ -1,0 +1,188 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/testdata/imagegen"
+)
+
+// writeBundle writes a generated set as a directory bundle, the way export
+// does, and returns its path and the set.
+func writeBundle(t *testing.T, edit func(m *layout.BundleManifest, idx *ocispec.Index)) (string, *imagegen.Set) {
+	t.Helper()
+	set, err := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "bundle")
+	dir, err := layout.CreateDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &layout.BundleManifest{MediaType: layout.MediaTypeBundle}
+	idx := &ocispec.Index{}
+	seen := map[digest.Digest]bool{}
+	for _, img := range set.Images {
+		ref := "docker.io/" + img.Repository + ":" + img.Tag
+		d := img.Root
+		d.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
+		idx.Manifests = append(idx.Manifests, d)
+		m.Images = append(m.Images, layout.BundleImage{Reference: ref, Digest: img.Root.Digest, MediaType: img.Root.MediaType})
+		for _, b := range set.Graph[img.Root.Digest] {
+			if seen[b.Digest] {
+				continue
+			}
+			seen[b.Digest] = true
+			if err := dir.WriteBlob(context.Background(), b, bytes.NewReader(set.Blobs[b.Digest])); err != nil {
+				t.Fatal(err)
+			}
+			m.Blobs = append(m.Blobs, layout.BundleBlob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Repositories: []string{img.Repository}, Included: true})
+		}
+	}
+	m.Sort()
+	if edit != nil {
+		edit(m, idx)
+	}
+	if err := dir.WriteIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.WriteBundleManifest(m); err != nil {
+		t.Fatal(err)
+	}
+	return root, set
+}
+
+func check(t *testing.T, root string) *Report {
+	t.Helper()
+	rep, err := Path(context.Background(), root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func topLayer(t *testing.T, set *imagegen.Set) ocispec.Descriptor {
+	img := set.Images[1] // team/app1
+	data := set.Blobs[img.Root.Digest]
+	var man ocispec.Manifest
+	if err := jsonUnmarshal(data, &man); err != nil {
+		t.Fatal(err)
+	}
+	return man.Layers[len(man.Layers)-1]
+}
+
+func TestCleanBundle(t *testing.T) {
+	root, set := writeBundle(t, nil)
+	rep := check(t, root)
+	if !rep.OK() || rep.Blobs != len(set.Digests()) || len(rep.Images) != len(set.Images) {
+		t.Fatalf("clean bundle: %v, %d blobs, %d images", rep.Err(), rep.Blobs, len(rep.Images))
+	}
+}
+
+func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
+	t.Run("missing layer, not omitted", func(t *testing.T) {
+		root, set := writeBundle(t, nil)
+		layer := topLayer(t, set)
+		os.Remove(filepath.Join(root, layout.BlobName(layer.Digest)))
+		rep := check(t, root)
+		wantProblem(t, rep, layer.Digest.Encoded(), "does not list it as omitted", "docker.io/team/app1:v1")
+	})
+	t.Run("missing layer, omitted by ferry.json", func(t *testing.T) {
+		var layer ocispec.Descriptor
+		root, _ := writeBundle(t, func(m *layout.BundleManifest, _ *ocispec.Index) {
+			for i := range m.Blobs {
+				if m.Blobs[i].MediaType == ocispec.MediaTypeImageLayerGzip {
+					m.Blobs[i].Included = false
+					layer = ocispec.Descriptor{Digest: m.Blobs[i].Digest}
+					break
+				}
+			}
+		})
+		os.Remove(filepath.Join(root, layout.BlobName(layer.Digest)))
+		rep := check(t, root)
+		if !rep.OK() || rep.Omitted != 1 {
+			t.Fatalf("omitted blob: %v, omitted %d", rep.Err(), rep.Omitted)
+		}
+	})
+	t.Run("ferry.json size disagrees", func(t *testing.T) {
+		set, _ := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		layer := topLayer(t, set)
+		root, _ := writeBundle(t, func(m *layout.BundleManifest, _ *ocispec.Index) {
+			for i := range m.Blobs {
+				if m.Blobs[i].Digest == layer.Digest {
+					m.Blobs[i].Size++
+				}
+			}
+		})
+		wantProblem(t, check(t, root), layer.Digest.String(), "ferry.json says", "team/app1")
+	})
+	t.Run("manifest marked omitted", func(t *testing.T) {
+		var root digest.Digest
+		dir, _ := writeBundle(t, func(m *layout.BundleManifest, idx *ocispec.Index) {
+			root = idx.Manifests[0].Digest
+			for i := range m.Blobs {
+				if m.Blobs[i].Digest == root {
+					m.Blobs[i].Included = false
+				}
+			}
+		})
+		wantProblem(t, check(t, dir), root.String(), "manifests always travel", "")
+	})
+	t.Run("index.json and ferry.json disagree", func(t *testing.T) {
+		dir, _ := writeBundle(t, func(m *layout.BundleManifest, idx *ocispec.Index) {
+			m.Images = m.Images[1:]
+		})
+		wantProblem(t, check(t, dir), "", "ferry.json does not", "")
+	})
+	t.Run("index.json names a manifest that is not there", func(t *testing.T) {
+		dir, set := writeBundle(t, nil)
+		root := set.Images[2].Root // team/app2
+		os.Remove(filepath.Join(dir, layout.BlobName(root.Digest)))
+		wantProblem(t, check(t, dir), root.Digest.String(), "not found", "docker.io/team/app2:v1")
+	})
+	t.Run("ferry.json lists a blob nothing uses", func(t *testing.T) {
+		extra := digest.FromString("stray")
+		dir, _ := writeBundle(t, func(m *layout.BundleManifest, _ *ocispec.Index) {
+			m.Blobs = append(m.Blobs, layout.BundleBlob{Digest: extra, Size: 5, Included: true})
+		})
+		wantProblem(t, check(t, dir), extra.String(), "no image uses it", "")
+	})
+	t.Run("plain layout, missing layer", func(t *testing.T) {
+		dir, set := writeBundle(t, nil)
+		os.Remove(filepath.Join(dir, layout.FileBundle))
+		layer := topLayer(t, set)
+		os.Remove(filepath.Join(dir, layout.BlobName(layer.Digest)))
+		rep := check(t, dir)
+		if rep.Manifest != nil {
+			t.Fatal("a plain layout reported a ferry.json")
+		}
+		wantProblem(t, rep, layer.Digest.Encoded(), "missing from the bundle", "team/app1")
+	})
+}
+
+func wantProblem(t *testing.T, rep *Report, what, why, image string) {
+	t.Helper()
+	err := rep.Err()
+	if err == nil {
+		t.Fatal("no problem reported")
+	}
+	for _, p := range rep.Problems {
+		s := p.String()
+		if strings.Contains(s, what) && strings.Contains(s, why) && strings.Contains(s, image) {
+			return
+		}
+	}
+	t.Fatalf("no problem names %q, %q and %q:\n%v", what, why, image, err)
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
