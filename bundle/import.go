@@ -45,6 +45,10 @@ type ImportOptions struct {
 	// points at another image. False means such tags are moved and listed
 	// in Summary.TagsMoved.
 	NoOverwrite bool
+	// Harbor applies Harbor's rules to destination names before any
+	// request: the first path component is a project, named by Harbor's
+	// stricter rule. False checks OCI's grammar only.
+	Harbor bool
 }
 
 // ImportResult is what Import planned and did.
@@ -139,6 +143,13 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	targets, err := mapTargets(imp.report, dest)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Harbor {
+		for _, t := range targets {
+			if err := CheckHarbor(t.Dest.Repository); err != nil {
+				return nil, err
+			}
+		}
 	}
 	res := &ImportResult{Targets: targets}
 	res.Summary.Images = len(targets)

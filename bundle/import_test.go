@@ -255,3 +255,24 @@ func TestImportPlainLayoutFromSkopeo(t *testing.T) {
 	only.Images = []imagegen.Image{{Repository: "from-skopeo/app1", Tag: app.Tag, Root: app.Root}}
 	assertImported(t, &only, dst.Host, "")
 }
+
+// Names that break the destination's rules are refused before any request:
+// the destination here does not even exist.
+func TestInvalidDestinationNamesFailBeforeAnyRequest(t *testing.T) {
+	ctx := context.Background()
+	_, _, out := exportSet(t, regtest.Distribution)
+	for _, tc := range []struct {
+		to     string
+		harbor bool
+		want   string
+	}{
+		{"127.0.0.1:1/Upper", false, "not a valid repository"},
+		{"127.0.0.1:1/my__project", true, "Harbor project name"},
+		{"127.0.0.1:1/a--b", true, "Harbor project name"},
+	} {
+		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: tc.to, Dest: plain, Harbor: tc.harbor})
+		if !errors.Is(err, bundle.ErrInvalidReference) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--to %s (harbor %v): %v", tc.to, tc.harbor, err)
+		}
+	}
+}

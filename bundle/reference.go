@@ -3,6 +3,7 @@ package bundle
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -170,4 +171,22 @@ func (d Destination) String() string {
 		return d.Registry
 	}
 	return d.Registry + "/" + d.Prefix
+}
+
+// harborProject is Harbor's rule for project names, stricter than OCI's
+// path components: no "__", no runs of "-".
+var harborProject = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+
+// CheckHarbor applies Harbor's rules to a destination repository: its first
+// path component is a project, with a stricter name, and a repository needs
+// a project and a name below it.
+func CheckHarbor(repo string) error {
+	project, rest, ok := strings.Cut(repo, "/")
+	if !ok || rest == "" {
+		return fmt.Errorf("%w: %q: Harbor needs PROJECT/REPOSITORY; give --to a prefix that names the project (harbor.internal/mirror)", ErrInvalidReference, repo)
+	}
+	if len(project) < 1 || len(project) > 255 || !harborProject.MatchString(project) {
+		return fmt.Errorf("%w: %q: %q is not a valid Harbor project name (lower-case letters and digits, separated by single '.', '_' or '-')", ErrInvalidReference, repo, project)
+	}
+	return nil
 }

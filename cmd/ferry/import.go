@@ -53,6 +53,7 @@ needs --to REGISTRY/REPOSITORY.`,
 	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
 	cmd.Flags().BoolVar(&opts.NoOverwrite, "no-overwrite", false, "refuse (before pushing anything) to move a tag that points at another image")
+	cmd.Flags().BoolVar(&opts.Harbor, "harbor", false, "the destination is Harbor: check project names by its stricter rules before any request")
 	registryFlags(cmd, "dest", &opts.Dest)
 	return cmd
 }
