@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
@@ -23,6 +24,10 @@ func explain(err error, side string) error {
 		return fmt.Errorf("%w: the registry rejected the credentials: check --%s-creds or docker's config.json", err, side)
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w: the credentials lack permission for this repository (or a quota or policy refused it)", err)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound && side == "src":
+		return fmt.Errorf("%w: the source registry does not have it (deleted, or garbage-collected since the image was tagged?)", err)
+	case errors.Is(err, errdef.ErrNotFound) && side == "src":
+		return fmt.Errorf("%w: the source registry does not have it (a typo in the reference, or deleted?)", err)
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return fmt.Errorf("%w: the registry, or a proxy in front of it, refused the upload as too large: raise its body size limit (nginx: client_max_body_size 0)", err)
 	}

@@ -196,3 +196,57 @@ func TestReimportOnlyAsks(t *testing.T) {
 		t.Errorf("methods %v, transferred %d", methods, res.Summary.Transferred)
 	}
 }
+
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	ctx := context.Background()
+	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{})
+	layer, _ := largestLayer(set)
+	var gets atomic.Int32
+	proxy := regtest.NewProxy(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+layer.String()) {
+			gets.Add(1)
+			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`, http.StatusNotFound)
+			return true
+		}
+		return false
+	})
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(proxy))
+	}
+	_, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: filepath.Join(t.TempDir(), "b"), Source: plain, Jobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "source") || !strings.Contains(err.Error(), layer.String()) || !strings.Contains(err.Error(), "does not have it") {
+		t.Fatalf("export of a blob the source lost: %v", err)
+	}
+	// Each source repository that uses the blob is asked once; none twice.
+	users := 0
+	for _, img := range set.Images {
+		for _, d := range set.Graph[img.Root.Digest] {
+			if d.Digest == layer {
+				users++
+			}
+		}
+	}
+	if n := gets.Load(); int(n) != users {
+		t.Errorf("a 404 was asked %d times of %d repositories", n, users)
+	}
+
+	_, _, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	var posts atomic.Int32
+	proxyDst := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			http.Error(w, `{"errors":[{"code":"DENIED","message":"quota exceeded"}]}`, http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxyDst + "/m", Dest: plain, Jobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "destination") || !strings.Contains(err.Error(), "quota exceeded") {
+		t.Fatalf("import refused with 403: %v", err)
+	}
+	if n := posts.Load(); n != 1 {
+		t.Errorf("a 403 was tried %d times", n)
+	}
+}

@@ -554,7 +554,12 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
 		}
 		defer rc.Close()
-		return repo.Blobs().Push(ctx, rb.Desc, countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })})
+		uctx, slot := withUploadSlot(ctx)
+		err = repo.Blobs().Push(uctx, rb.Desc, countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })})
+		if err != nil {
+			imp.c.cancelUpload(ctx, slot)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
@@ -740,7 +745,9 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 			return err
 		}
 		rec := &readErr{r: countingReader{r, imp.prog}}
-		if err := repo.Blobs().Push(ctx, desc, rec); err != nil {
+		uctx, slot := withUploadSlot(ctx)
+		if err := repo.Blobs().Push(uctx, desc, rec); err != nil {
+			imp.c.cancelUpload(ctx, slot)
 			// The registry may answer before our reader reports the fault
 			// (it checks the digest too): the bundle's fault comes first.
 			if rec.err != nil && !errors.Is(rec.err, context.Canceled) {

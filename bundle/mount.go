@@ -5,15 +5,17 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"oras.land/oras-go/v2/registry/remote"
 )
 
-// A registry that cannot mount a blob answers the mount request with 202
-// and an upload session instead. oras-go then asks for the content to
-// upload; for a blob a delta omits there is none. uploadTracker notes where
-// such a session was opened so ferry can cancel it rather than leave it
-// behind. (oras-go has no call to cancel an upload, so this is the one
+// uploadTracker notes where a registry opened an upload session (a POST
+// answered 202), so that ferry can cancel a session it will not finish
+// rather than leave it behind: when a registry answers a mount with an
+// upload (for a blob a delta omits there is nothing to upload), when an
+// upload fails and is retried in a new session, and when the run is
+// interrupted. (oras-go has no call to cancel an upload, so this is the one
 // request of the protocol ferry makes itself: a DELETE on the session URL
 // the registry gave.)
 type uploadTracker struct {
@@ -30,7 +32,7 @@ type uploadSlot struct {
 
 func (t uploadTracker) Do(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.Do(req)
-	if err != nil || req.Method != http.MethodPost || resp.StatusCode != http.StatusAccepted || !req.URL.Query().Has("mount") {
+	if err != nil || req.Method != http.MethodPost || resp.StatusCode != http.StatusAccepted {
 		return resp, err
 	}
 	if slot, ok := req.Context().Value(uploadKey{}).(*uploadSlot); ok {
@@ -50,9 +52,13 @@ func withUploadSlot(ctx context.Context) (context.Context, *uploadSlot) {
 	return context.WithValue(ctx, uploadKey{}, slot), slot
 }
 
-// cancelUpload deletes the upload session a mount opened, if any. Failure
-// is not an error: registries purge abandoned uploads themselves.
+// cancelUpload deletes the upload session recorded in slot, if any. It
+// runs even when ctx is already cancelled (an interrupted run), for at
+// most two seconds. Failure is not an error: registries purge abandoned
+// uploads themselves.
 func (c *client) cancelUpload(ctx context.Context, slot *uploadSlot) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
 	slot.mu.Lock()
 	loc := slot.location
 	slot.mu.Unlock()

@@ -304,3 +304,57 @@ func TestDiskFullDuringExport(t *testing.T) {
 		t.Error("a partial tarball appeared at its final path")
 	}
 }
+
+func TestSignalStopsImportCleanly(t *testing.T) {
+	bin := ferryBinary(t)
+	ctx := context.Background()
+	src := regtest.New(t, regtest.Distribution)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 4, LayerSize: 512 << 10})
+	if err := set.Push(ctx, src.Host); err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(src.Host))
+	}
+	out := filepath.Join(t.TempDir(), "bundle")
+	if b, err := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...).CombinedOutput(); err != nil {
+		t.Fatalf("export: %v\n%s", err, b)
+	}
+	dst := regtest.New(t, regtest.Distribution)
+	var proc atomic.Pointer[os.Process]
+	var puts atomic.Int32
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			if puts.Add(1) == 2 {
+				proc.Load().Signal(syscall.SIGINT)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		return false
+	})
+	cmd := exec.Command(bin, "import", out, "--to", proxy+"/m", "--dest-plain-http", "-j", "2")
+	output, _ := runTracked(cmd, &proc)
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s", code, exitInterrupted, output)
+	}
+	// No tag, and no upload session left open.
+	for _, img := range set.Images {
+		repo, _ := remote.NewRepository(dst.Host + "/m/" + img.Repository)
+		repo.PlainHTTP = true
+		if _, err := repo.Resolve(ctx, img.Tag); err == nil {
+			t.Errorf("%s:%s is tagged after an interrupted import", img.Repository, img.Tag)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the registry finish the aborted requests
+	var open []string
+	filepath.Walk(filepath.Join(dst.Dir, "storage"), func(path string, fi os.FileInfo, err error) error {
+		if err == nil && strings.Contains(path, "/_uploads/") && fi.Name() == "startedat" {
+			open = append(open, path)
+		}
+		return nil
+	})
+	if len(open) > 0 {
+		t.Errorf("%d upload session(s) left open: %v", len(open), open)
+	}
+}
