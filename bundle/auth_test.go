@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -99,5 +102,126 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: bundle.RegistryOptions{Credentials: robot + ":wrong-pass", CAFile: dst.CAFile}})
 	if err == nil || !strings.Contains(err.Error(), "destination") || !strings.Contains(err.Error(), "rejected the credentials") || strings.Contains(err.Error(), "wrong-pass") {
 		t.Fatalf("import with a wrong password: %v", err)
+	}
+}
+
+func TestMutualTLSCertDirAndInsecure(t *testing.T) {
+	ctx := context.Background()
+	_, set, out := exportSet(t, regtest.Distribution)
+	dst := regtest.NewWith(t, regtest.Debian, regtest.Options{TLS: true, ClientCerts: true})
+	// The CA alone is not enough: the registry wants a client certificate.
+	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: bundle.RegistryOptions{CAFile: dst.CAFile}})
+	if err == nil || !strings.Contains(err.Error(), "destination") {
+		t.Fatalf("import without a client certificate: %v", err)
+	}
+	// A certs.d directory with ca.crt, client.cert and client.key is.
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: bundle.RegistryOptions{CertDir: dst.CertDir}}); err != nil {
+		t.Fatalf("import with --dest-cert-dir: %v", err)
+	}
+	// A key without its certificate is a usage error that names the file.
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "client.key"), []byte("x"), 0o600)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: bundle.RegistryOptions{CertDir: bad}}); !errors.Is(err, bundle.ErrInvalidOption) || !strings.Contains(err.Error(), "client.key") {
+		t.Fatalf("cert dir with a lone key: %v", err)
+	}
+
+	// --dest-tls-verify=false accepts a certificate nobody vouches for.
+	plainTLS := regtest.NewWith(t, regtest.Distribution, regtest.Options{TLS: true})
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: plainTLS.Host + "/m", Dest: bundle.RegistryOptions{}}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("import to an unknown CA: %v", err)
+	}
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: plainTLS.Host + "/m", Dest: bundle.RegistryOptions{InsecureSkipTLSVerify: true}}); err != nil {
+		t.Fatalf("import with verification off: %v", err)
+	}
+	for _, img := range set.Images {
+		repo, _ := remote.NewRepository(plainTLS.Host + "/m/" + img.Repository)
+		repo.Client = &auth.Client{Client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
+		if got, err := repo.Resolve(ctx, img.Tag); err != nil || got.Digest != img.Root.Digest {
+			t.Errorf("%s: %v %v", img.Repository, got.Digest, err)
+		}
+	}
+}
+
+func TestTokenAuth(t *testing.T) {
+	const robot, secret = "robot$mirror+ci", "s3cret"
+	for _, kind := range regtest.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := context.Background()
+			ts := regtest.NewTokenServer(t, map[string]string{robot: secret}, time.Hour)
+			src := regtest.NewWith(t, regtest.Distribution, ts.Options())
+			dst := regtest.NewWith(t, kind, ts.Options())
+			set, _ := imagegen.Generate(imagegen.Options{Apps: 3, LayerSize: 256 << 10})
+			creds := bundle.RegistryOptions{PlainHTTP: true, Credentials: robot + ":" + secret}
+			// Seed the source through ferry's own client: import a bundle
+			// exported from an open registry.
+			open := regtest.New(t, regtest.Distribution)
+			if err := set.Push(ctx, open.Host); err != nil {
+				t.Fatal(err)
+			}
+			var refs []string
+			for _, img := range set.Images {
+				refs = append(refs, img.Reference(open.Host))
+			}
+			seedDir := filepath.Join(t.TempDir(), "seed")
+			if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: seedDir, Source: plain}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: seedDir, To: src.Host, Dest: creds}); err != nil {
+				t.Fatalf("import into a token-auth registry: %v", err)
+			}
+			refs = refs[:0]
+			for _, img := range set.Images {
+				refs = append(refs, img.Reference(src.Host))
+			}
+			out := filepath.Join(t.TempDir(), "bundle")
+			if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: creds}); err != nil {
+				t.Fatalf("export from a token-auth registry: %v", err)
+			}
+
+			// Tokens that die after two seconds, and a slow link: they
+			// expire in the middle of the import, and ferry fetches new ones.
+			ts.SetTTL(2 * time.Second)
+			var puts atomic.Int32
+			proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodPut {
+					puts.Add(1)
+					time.Sleep(400 * time.Millisecond)
+				}
+				return false
+			})
+			before := ts.Issued.Load()
+			start := time.Now()
+			if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: creds, Jobs: 2}); err != nil {
+				t.Fatalf("import while tokens expire: %v", err)
+			}
+			issued := ts.Issued.Load() - before
+			if time.Since(start) < 3*time.Second {
+				t.Fatalf("the import took %s: too short for a token to expire in it", time.Since(start))
+			}
+			if issued < 2 {
+				t.Errorf("%d tokens issued during an import that outlived them", issued)
+			}
+			if limit := 4*puts.Load() + 40; issued > limit {
+				t.Errorf("%d tokens for %d uploads: looping on 401?", issued, puts.Load())
+			}
+			ts.SetTTL(time.Hour)
+			// What arrived is complete, checked with a fresh token.
+			reg, _ := bundle.NewRegistry(dst.Host, creds)
+			for _, img := range set.Images {
+				repo, err := reg.Repository(ctx, "m/"+img.Repository)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := repo.Resolve(ctx, img.Tag)
+				if err != nil || got.Digest != img.Root.Digest {
+					t.Errorf("%s:%s: %v %v", img.Repository, img.Tag, got.Digest, err)
+				}
+			}
+			// Wrong credentials: the token server refuses, ferry stops.
+			_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: bundle.RegistryOptions{PlainHTTP: true, Credentials: robot + ":nope"}})
+			if err == nil || strings.Contains(err.Error(), "nope") {
+				t.Fatalf("import with a wrong password: %v", err)
+			}
+		})
 	}
 }

@@ -88,7 +88,11 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClient(opts.Source)
+	var hosts []string
+	for _, r := range refs {
+		hosts = append(hosts, r.Registry)
+	}
+	c, err := newClient(opts.Source, hosts...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}

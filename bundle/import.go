@@ -100,7 +100,7 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClient(opts.Dest)
+	c, err := newClient(opts.Dest, dest.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
@@ -559,7 +559,7 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 		if err != nil {
 			imp.c.cancelUpload(ctx, slot)
 		}
-		return err
+		return expiredDuringUpload(err, attempt)
 	})
 	if err != nil {
 		return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)

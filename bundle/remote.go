@@ -2,12 +2,14 @@ package bundle
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +32,19 @@ type RegistryOptions struct {
 	Credentials string
 	// CAFile is a PEM bundle trusted in addition to the system's CAs.
 	CAFile string
+	// CertDir is a directory in the style of docker's and skopeo's certs.d:
+	// every *.crt in it is a trusted CA, and a *.cert with its *.key (as
+	// client.cert and client.key) is the client certificate for mutual TLS.
+	// Empty means none.
+	CertDir string
+	// InsecureSkipTLSVerify accepts any server certificate. False (the
+	// zero value) verifies it.
+	InsecureSkipTLSVerify bool
+	// AuthFile is a docker config.json or containers auth.json to read
+	// credentials from. Empty means $REGISTRY_AUTH_FILE, else docker's
+	// config.json (with its credential helpers), falling back to
+	// $XDG_RUNTIME_DIR/containers/auth.json.
+	AuthFile string
 	// UserAgent is sent with every request; empty means oras-go's default.
 	UserAgent string
 }
@@ -46,25 +61,20 @@ type client struct {
 	plain bool
 }
 
-func newClient(opts RegistryOptions) (*client, error) {
+// newClient builds the client of one side. hosts are the registries it will
+// talk to: when all of them are on loopback, a token realm on loopback is
+// allowed too (oras-go refuses loopback realms by default, against
+// registries that point clients at local services).
+func newClient(opts RegistryOptions, hosts ...string) (*client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 32
 	transport.ResponseHeaderTimeout = 5 * time.Minute
-	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tlsConf, err := tlsConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	credFunc, err := credentialFunc(opts.Credentials)
+	transport.TLSClientConfig = tlsConf
+	credFunc, err := credentialFunc(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -76,13 +86,18 @@ func newClient(opts RegistryOptions) (*client, error) {
 	if opts.UserAgent != "" {
 		ac.SetUserAgent(opts.UserAgent)
 	}
+	if allLoopback(hosts) {
+		ac.BlockedRealmPrefixes = slices.DeleteFunc(auth.DefaultBlockedRealmPrefixes(), func(p netip.Prefix) bool {
+			return p.Addr().IsLoopback()
+		})
+	}
 	return &client{opts: opts, auth: ac, plain: opts.PlainHTTP}, nil
 }
 
-// credentialFunc returns static credentials for "user:password", or docker's
+// credentialFunc returns static credentials for "user:password", or the
 // credential store.
-func credentialFunc(creds string) (auth.CredentialFunc, error) {
-	if creds != "" {
+func credentialFunc(opts RegistryOptions) (auth.CredentialFunc, error) {
+	if creds := opts.Credentials; creds != "" {
 		user, pass, ok := strings.Cut(creds, ":")
 		if !ok || user == "" {
 			return nil, fmt.Errorf("%w: credentials must be USER:PASSWORD (the user part is empty or there is no colon)", ErrInvalidOption)
@@ -90,11 +105,39 @@ func credentialFunc(creds string) (auth.CredentialFunc, error) {
 		cred := auth.Credential{Username: user, Password: pass}
 		return func(_ context.Context, _ string) (auth.Credential, error) { return cred, nil }, nil
 	}
-	store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{})
+	store, err := credentialStore(opts.AuthFile)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.Credential(store), nil
+}
+
+// credentialStore opens the file docker, podman and skopeo keep
+// credentials in; see RegistryOptions.AuthFile.
+func credentialStore(authFile string) (credentials.Store, error) {
+	if authFile == "" {
+		authFile = os.Getenv("REGISTRY_AUTH_FILE")
+	}
+	if authFile != "" {
+		store, err := credentials.NewStore(authFile, credentials.StoreOptions{AllowPlaintextPut: true})
+		if err != nil {
+			return nil, fmt.Errorf("reading credentials from %s: %w", authFile, err)
+		}
+		return store, nil
+	}
+	docker, err := credentials.NewStoreFromDocker(credentials.StoreOptions{AllowPlaintextPut: true})
 	if err != nil {
 		return nil, fmt.Errorf("reading docker credentials (config.json): %w", err)
 	}
-	return credentials.Credential(store), nil
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		path := filepath.Join(dir, "containers", "auth.json")
+		if _, err := os.Stat(path); err == nil {
+			if containers, err := credentials.NewStore(path, credentials.StoreOptions{}); err == nil {
+				return credentials.NewStoreWithFallbacks(docker, containers), nil
+			}
+		}
+	}
+	return docker, nil
 }
 
 // repository returns the oras-go repository registryHost/repo.
@@ -113,7 +156,7 @@ func (c *client) repository(registryHost, repo string) (*remote.Repository, erro
 // NewRegistry returns an oras-go registry client for host, for listing
 // repositories and tags (ferry inventory).
 func NewRegistry(host string, opts RegistryOptions) (*remote.Registry, error) {
-	c, err := newClient(opts)
+	c, err := newClient(opts, host)
 	if err != nil {
 		return nil, err
 	}
@@ -123,4 +166,25 @@ func NewRegistry(host string, opts RegistryOptions) (*remote.Registry, error) {
 		return nil, fmt.Errorf("%w: registry %q is not a valid host[:port]", ErrInvalidReference, host)
 	}
 	return reg, nil
+}
+
+// allLoopback reports whether every host:port is on the loopback interface.
+func allLoopback(hosts []string) bool {
+	if len(hosts) == 0 {
+		return false
+	}
+	for _, h := range hosts {
+		name := h
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			name = host
+		}
+		if name == "localhost" {
+			continue
+		}
+		ip, err := netip.ParseAddr(name)
+		if err != nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }

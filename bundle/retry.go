@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -29,6 +30,9 @@ func transient(err error) bool {
 		if errors.Is(err, final) {
 			return false
 		}
+	}
+	if errors.Is(err, errTokenExpired) {
+		return true
 	}
 	var resp *errcode.ErrorResponse
 	if errors.As(err, &resp) {
@@ -120,3 +124,20 @@ func (r *resumingReader) reopen() error {
 }
 
 func (r *resumingReader) Close() error { return r.rc.Close() }
+
+// errTokenExpired marks an upload refused with 401 after the session was
+// opened with the same credentials: the token expired on the way (a large
+// blob, short-lived tokens). The next attempt opens a new session, which
+// makes oras-go's auth client fetch a fresh token. It is retried once per
+// blob, so wrong credentials cannot loop.
+var errTokenExpired = errors.New("token expired during the upload")
+
+// expiredDuringUpload turns a 401 on the first attempt of an upload into
+// errTokenExpired; anything else is returned as it is.
+func expiredDuringUpload(err error, attempt int) error {
+	var resp *errcode.ErrorResponse
+	if attempt == 0 && errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: %w", errTokenExpired, err)
+	}
+	return err
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -62,7 +63,7 @@ first, then manifests, then tags; skipping what is already there.`,
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output, only the summary and errors")
 	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", bundle.DefaultJobs, "how many blobs move at once")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g))
+	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g), newLoginCmd(g), newLogoutCmd(g))
 	return root
 }
 
@@ -94,10 +95,44 @@ func exitCode(ctx context.Context, err error) int {
 	return exitFailure
 }
 
-// registryFlags binds the flags that reach one side's registries.
+// registryFlags binds the flags that reach one side's registries: side is
+// "src" or "dest" (flags --src-creds, …).
 func registryFlags(cmd *cobra.Command, side string, o *bundle.RegistryOptions) {
-	cmd.Flags().StringVar(&o.Credentials, side+"-creds", "", "USER:PASSWORD for the "+side+" registry (default: docker's config.json)")
-	cmd.Flags().BoolVar(&o.PlainHTTP, side+"-plain-http", false, "talk plain HTTP to the "+side+" registry")
-	cmd.Flags().StringVar(&o.CAFile, side+"-ca-file", "", "PEM file of CA certificates to trust for the "+side+" registry")
+	cmd.Flags().StringVar(&o.Credentials, side+"-creds", "", "USER:PASSWORD for the "+side+" registry (default: the auth file)")
+	connectionFlags(cmd, side+"-", "the "+side+" registry", o)
+}
+
+// connectionFlags binds the TLS, HTTP and auth-file flags, named with prefix.
+func connectionFlags(cmd *cobra.Command, prefix, what string, o *bundle.RegistryOptions) {
+	cmd.Flags().BoolVar(&o.PlainHTTP, prefix+"plain-http", false, "talk plain HTTP to "+what)
+	cmd.Flags().StringVar(&o.CAFile, prefix+"ca-file", "", "PEM file of CA certificates to trust for "+what)
+	cmd.Flags().StringVar(&o.CertDir, prefix+"cert-dir", "", "certs.d-style directory for "+what+": *.crt CAs, client.cert + client.key for mutual TLS")
+	cmd.Flags().Var((*verifyFlag)(&o.InsecureSkipTLSVerify), prefix+"tls-verify", "verify "+what+"'s TLS certificate (--"+prefix+"tls-verify=false for the brave)")
+	cmd.Flags().Lookup(prefix + "tls-verify").NoOptDefVal = "true"
+	if cmd.Flags().Lookup("authfile") == nil {
+		cmd.Flags().StringVar(&o.AuthFile, "authfile", "", "credentials file (default: $REGISTRY_AUTH_FILE, else docker's config.json)")
+	}
 	o.UserAgent = "ferry/" + version
 }
+
+// verifyFlag is a --tls-verify flag stored as its opposite, so that the
+// options' zero value verifies.
+type verifyFlag bool
+
+func (v *verifyFlag) String() string {
+	if v == nil || !*v {
+		return "true"
+	}
+	return "false"
+}
+
+func (v *verifyFlag) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	*v = verifyFlag(!b)
+	return nil
+}
+
+func (v *verifyFlag) Type() string { return "bool" }

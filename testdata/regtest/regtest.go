@@ -51,6 +51,8 @@ type Server struct {
 	Dir string
 	// CAFile is the PEM CA that signed the server's certificate (TLS only).
 	CAFile string
+	// CertDir is a certs.d-style directory for clients (TLS only).
+	CertDir string
 
 	cmd  *exec.Cmd
 	done chan error
@@ -65,6 +67,12 @@ type Options struct {
 	// TLS serves HTTPS with a certificate signed by a CA made for this
 	// server; Server.CAFile is that CA.
 	TLS bool
+	// ClientCerts (with TLS) requires a client certificate signed by the
+	// same CA: mutual TLS. Server.CertDir then holds ca.crt, client.cert and
+	// client.key, as docker's certs.d does.
+	ClientCerts bool
+	// Token, when set, makes the server require tokens from this server.
+	Token *TokenServer
 }
 
 // Start runs a registry of the given kind with its storage under dir and
@@ -82,7 +90,7 @@ func Start(ctx context.Context, kind Kind, dir string, opts Options) (*Server, e
 		return nil, err
 	}
 	host := fmt.Sprintf("127.0.0.1:%d", port)
-	extra, caFile, err := securityConfig(dir, opts)
+	extra, caFile, certDir, err := securityConfig(dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +126,7 @@ http:
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", kind, err)
 	}
-	s := &Server{Kind: kind, Host: host, Dir: dir, CAFile: caFile, cmd: cmd, done: make(chan error, 1), log: logf}
+	s := &Server{Kind: kind, Host: host, Dir: dir, CAFile: caFile, CertDir: certDir, cmd: cmd, done: make(chan error, 1), log: logf}
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.waitReady(ctx); err != nil {
 		s.Stop()
@@ -154,7 +162,11 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(pem)
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		conf := &tls.Config{RootCAs: pool}
+		if pair, err := tls.LoadX509KeyPair(filepath.Join(s.CertDir, "client.cert"), filepath.Join(s.CertDir, "client.key")); err == nil {
+			conf.Certificates = []tls.Certificate{pair}
+		}
+		client.Transport = &http.Transport{TLSClientConfig: conf}
 	}
 	for time.Now().Before(deadline) {
 		select {
@@ -177,32 +189,38 @@ func (s *Server) waitReady(ctx context.Context) error {
 }
 
 // securityConfig writes htpasswd and certificates as opts asks and returns
-// the YAML that enables them, indented under the top level.
-func securityConfig(dir string, opts Options) (yaml, caFile string, err error) {
+// the YAML that enables them, to follow the http section.
+func securityConfig(dir string, opts Options) (yaml, caFile, certDir string, err error) {
 	if opts.TLS {
-		ca, cert, key, err := makeCerts(dir)
+		certs, err := makeCerts(dir, opts.ClientCerts)
 		if err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
-		caFile = ca
-		yaml += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+		caFile, certDir = certs.ca, certs.clientDir
+		yaml += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certs.cert, certs.key)
+		if opts.ClientCerts {
+			yaml += fmt.Sprintf("    clientcas:\n      - %s\n", certs.ca)
+		}
 	}
-	if len(opts.Users) > 0 {
+	switch {
+	case opts.Token != nil:
+		yaml += opts.Token.config()
+	case len(opts.Users) > 0:
 		var lines []string
 		for user, pass := range opts.Users {
 			hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
 			if err != nil {
-				return "", "", err
+				return "", "", "", err
 			}
 			lines = append(lines, user+":"+string(hash))
 		}
 		path := filepath.Join(dir, "htpasswd")
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
 		yaml += fmt.Sprintf("auth:\n  htpasswd:\n    realm: ferry-test\n    path: %s\n", path)
 	}
-	return yaml, caFile, nil
+	return yaml, caFile, certDir, nil
 }
 
 // New starts a server for a test and stops it when the test ends.

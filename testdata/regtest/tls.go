@@ -14,12 +14,20 @@ import (
 	"time"
 )
 
+type certFiles struct {
+	ca, cert, key string
+	// clientDir holds ca.crt, client.cert and client.key, for clients.
+	clientDir string
+}
+
 // makeCerts writes a fresh CA (ca.crt) and a server certificate for
-// 127.0.0.1 and localhost signed by it (server.crt, server.key) into dir.
-func makeCerts(dir string) (caFile, certFile, keyFile string, err error) {
+// 127.0.0.1 and localhost signed by it (server.crt, server.key) into dir;
+// with client, also a client certificate in dir/certs.d.
+func makeCerts(dir string, client bool) (certFiles, error) {
+	var out certFiles
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", "", err
+		return out, err
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
@@ -33,12 +41,12 @@ func makeCerts(dir string) (caFile, certFile, keyFile string, err error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return "", "", "", err
+		return out, err
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", "", err
+		return out, err
 	}
 	srvTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -52,21 +60,63 @@ func makeCerts(dir string) (caFile, certFile, keyFile string, err error) {
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
-		return "", "", "", err
+		return out, err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	out.ca, out.cert, out.key = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := writePEMs(map[string]*pem.Block{
+		out.ca:   {Type: "CERTIFICATE", Bytes: caDER},
+		out.cert: {Type: "CERTIFICATE", Bytes: srvDER},
+	}); err != nil {
+		return out, err
+	}
+	if err := writeKey(out.key, srvKey); err != nil {
+		return out, err
+	}
+	out.clientDir = filepath.Join(dir, "certs.d")
+	if err := os.MkdirAll(out.clientDir, 0o755); err != nil {
+		return out, err
+	}
+	if err := writePEMs(map[string]*pem.Block{filepath.Join(out.clientDir, "ca.crt"): {Type: "CERTIFICATE", Bytes: caDER}}); err != nil {
+		return out, err
+	}
+	if !client {
+		return out, nil
+	}
+	cliKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", "", err
+		return out, err
 	}
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	for path, block := range map[string]*pem.Block{
-		caFile:   {Type: "CERTIFICATE", Bytes: caDER},
-		certFile: {Type: "CERTIFICATE", Bytes: srvDER},
-		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
+	cliTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "ferry test client"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cliDER, err := x509.CreateCertificate(rand.Reader, cliTmpl, ca, &cliKey.PublicKey, caKey)
+	if err != nil {
+		return out, err
+	}
+	if err := writePEMs(map[string]*pem.Block{filepath.Join(out.clientDir, "client.cert"): {Type: "CERTIFICATE", Bytes: cliDER}}); err != nil {
+		return out, err
+	}
+	return out, writeKey(filepath.Join(out.clientDir, "client.key"), cliKey)
+}
+
+func writePEMs(files map[string]*pem.Block) error {
+	for path, block := range files {
 		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			return "", "", "", err
+			return err
 		}
 	}
-	return caFile, certFile, keyFile, nil
+	return nil
+}
+
+func writeKey(path string, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writePEMs(map[string]*pem.Block{path: {Type: "EC PRIVATE KEY", Bytes: der}})
 }

@@ -1,0 +1,45 @@
+package bundle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+)
+
+// Login checks user and password against the registry at host and, if it
+// accepts them, saves them where docker, podman and skopeo read them (see
+// RegistryOptions.AuthFile). It never prints the password.
+func Login(ctx context.Context, host, user, password string, opts RegistryOptions) error {
+	if user == "" || password == "" {
+		return fmt.Errorf("%w: login needs a user name and a password", ErrInvalidOption)
+	}
+	store, err := credentialStore(opts.AuthFile)
+	if err != nil {
+		return err
+	}
+	opts.Credentials = ""
+	reg, err := NewRegistry(host, opts)
+	if err != nil {
+		return err
+	}
+	err = credentials.Login(ctx, store, reg, auth.Credential{Username: user, Password: password})
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: the registry rejected user %q; a Harbor robot account's name contains '$' (robot$mirror+ci): in a shell, put it in single quotes, or the shell replaces $mirror with nothing", err, user)
+	}
+	return err
+}
+
+// Logout forgets the credentials saved for host.
+func Logout(ctx context.Context, host string, opts RegistryOptions) error {
+	store, err := credentialStore(opts.AuthFile)
+	if err != nil {
+		return err
+	}
+	return credentials.Logout(ctx, store, host)
+}
