@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,5 +171,71 @@ func TestTarballFromStdinAndSplitFlags(t *testing.T) {
 	code, stdout, stderr := ferry(t, "import", "-", "--to", dst.Host+"/piped", "--dest-plain-http")
 	if code != 0 || !strings.Contains(stdout, "tags:      1 set") {
 		t.Fatalf("import from stdin: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+func TestLoginLogoutAndAuthFile(t *testing.T) {
+	const robot, secret = "robot$mirror+ci", "p@ss:word"
+	dst := regtest.NewWith(t, regtest.Debian, regtest.Options{Users: map[string]string{robot: secret}})
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	withStdin := func(s string) func() {
+		r, w, _ := os.Pipe()
+		w.WriteString(s)
+		w.Close()
+		old := os.Stdin
+		os.Stdin = r
+		return func() { os.Stdin = old }
+	}
+
+	// The shell ate "$mirror": the registry refuses, and ferry says why.
+	restore := withStdin(secret + "\n")
+	code, _, stderr := ferry(t, "login", dst.Host, "-u", "robot+ci", "--password-stdin", "--plain-http", "--authfile", authFile)
+	restore()
+	if code != exitFailure || !strings.Contains(stderr, "single quotes") || strings.Contains(stderr, secret) {
+		t.Fatalf("failed login: exit %d\n%s", code, stderr)
+	}
+
+	restore = withStdin(secret + "\n")
+	code, stdout, stderr := ferry(t, "login", dst.Host, "-u", robot, "--password-stdin", "--plain-http", "--authfile", authFile)
+	restore()
+	if code != 0 || !strings.Contains(stdout, "Login Succeeded") {
+		t.Fatalf("login: exit %d\n%s%s", code, stdout, stderr)
+	}
+	data, _ := os.ReadFile(authFile)
+	var cfg struct {
+		Auths map[string]struct{ Auth string } `json:"auths"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := base64.StdEncoding.DecodeString(cfg.Auths[dst.Host].Auth); string(got) != robot+":"+secret {
+		t.Fatalf("auth file holds %q for %s", got, dst.Host)
+	}
+
+	// The saved credentials work, from --authfile and from REGISTRY_AUTH_FILE.
+	src := regtest.New(t, regtest.Distribution)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
+	set.Push(context.Background(), src.Host)
+	out := filepath.Join(t.TempDir(), "b")
+	if code, _, stderr := ferry(t, "export", set.Images[1].Reference(src.Host), "-o", out, "--src-plain-http"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := ferry(t, "import", out, "--to", dst.Host+"/a", "--dest-plain-http", "--authfile", authFile); code != 0 {
+		t.Fatalf("import with --authfile: %s", stderr)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", authFile)
+	if code, _, stderr := ferry(t, "import", out, "--to", dst.Host+"/b", "--dest-plain-http"); code != 0 {
+		t.Fatalf("import with REGISTRY_AUTH_FILE: %s", stderr)
+	}
+	if code, _, _ := ferry(t, "logout", dst.Host); code != 0 {
+		t.Fatal("logout failed")
+	}
+	data, _ = os.ReadFile(authFile)
+	if strings.Contains(string(data), dst.Host) {
+		t.Fatalf("logout left the credentials:\n%s", data)
+	}
+	code, _, stderr = ferry(t, "import", out, "--to", dst.Host+"/c", "--dest-plain-http")
+	if code != exitFailure || !strings.Contains(stderr, "--dest-creds") {
+		t.Fatalf("import after logout: exit %d\n%s", code, stderr)
 	}
 }
