@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -18,8 +19,14 @@ func explain(err error, side string) error {
 	}
 	var resp *errcode.ErrorResponse
 	switch {
+	case harborProjectMissing(err):
+		return fmt.Errorf("%w: Harbor has no such project: create it in Harbor, or pass --create-projects", err)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusPreconditionFailed && strings.Contains(strings.ToLower(err.Error()), "immutable"):
+		return fmt.Errorf("%w: the tag is immutable in Harbor (a tag immutability rule): keep it, or import under another tag", err)
 	case errors.Is(err, auth.ErrBasicCredentialNotFound):
 		return fmt.Errorf("%w: the registry wants credentials: pass --%s-creds USER:PASSWORD or log in so that docker's config.json has them", err, side)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized && side == "dest":
+		return fmt.Errorf("%w: the registry refused: check --dest-creds or docker's config.json; on Harbor, the project (the first part of the path) must also exist: create it, or pass --create-projects", err)
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: the registry rejected the credentials: check --%s-creds or docker's config.json", err, side)
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusForbidden:
@@ -48,4 +55,22 @@ func registryRejectedDigest(err error) bool {
 		}
 	}
 	return false
+}
+
+// harborProjectMissing reports Harbor's answer for a repository whose
+// project does not exist ("project mirror not found").
+func harborProjectMissing(err error) bool {
+	var resp *errcode.ErrorResponse
+	if !errors.As(err, &resp) {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "project") && strings.Contains(msg, "not found")
+}
+
+// pullBlocked reports Harbor's 412 for a read that a project policy
+// (vulnerability or signature) forbids.
+func pullBlocked(err error) bool {
+	var resp *errcode.ErrorResponse
+	return errors.As(err, &resp) && resp.StatusCode == http.StatusPreconditionFailed
 }

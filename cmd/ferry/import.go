@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,7 @@ needs --to REGISTRY/REPOSITORY.`,
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
 	cmd.Flags().BoolVar(&opts.NoOverwrite, "no-overwrite", false, "refuse (before pushing anything) to move a tag that points at another image")
 	cmd.Flags().BoolVar(&opts.Harbor, "harbor", false, "the destination is Harbor: check project names by its stricter rules before any request")
+	cmd.Flags().BoolVar(&opts.CreateProjects, "create-projects", false, "create missing Harbor projects (private) through Harbor's API; implies --harbor")
 	registryFlags(cmd, "dest", &opts.Dest)
 	return cmd
 }
@@ -90,6 +92,9 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		return
 	}
 	fmt.Fprintf(g.out, "imported %d image(s) into %s\n", s.Images, opts.To)
+	if len(res.ProjectsCreated) > 0 {
+		fmt.Fprintf(g.out, "  projects:  created %s\n", strings.Join(res.ProjectsCreated, ", "))
+	}
 	fmt.Fprintf(g.out, "  pushed:    %d (%s)\n", s.Transferred, bundle.HumanBytes(s.TransferredBytes))
 	fmt.Fprintf(g.out, "  present:   %d (%s) already at the destination\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))
 	if s.Mounted > 0 {
