@@ -131,18 +131,13 @@ func (t *TarReader) Close() error {
 // Name is what the reader reads, for messages.
 func (t *TarReader) Name() string { return t.name }
 
+// errorf is wrap for a new error.
 func (t *TarReader) errorf(entry string, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	loc := t.name
-	if v := t.where(); v != "" {
-		loc = v
-	}
-	if entry != "" {
-		return fmt.Errorf("%s: entry %s: %s", loc, entry, msg)
-	}
-	return fmt.Errorf("%s: %s", loc, msg)
+	return t.wrap(entry, fmt.Errorf(format, args...))
 }
 
+// wrap names where err happened: the tarball (or, for a split set, the
+// volume being read) and the entry.
 func (t *TarReader) wrap(entry string, err error) error {
 	loc := t.name
 	if v := t.where(); v != "" {
