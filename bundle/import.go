@@ -88,11 +88,11 @@ type RepoBlob struct {
 // Import pushes a bundle into the destination registry. It checks the
 // bundle's structure offline first (layout, every manifest, every reference
 // accounted for, ferry.json consistent), then asks the destination what it
-// has (HEAD before every blob, manifest and tag), then hashes every blob it
-// will push, and pushes nothing if anything is wrong. Then: blobs, manifests
+// has (HEAD before every blob, manifest and tag), then hashes every included
+// blob, and pushes nothing if anything is wrong. Then: blobs, manifests
 // children first, tags last; a tag already at the right digest is not
-// touched. Blobs the destination already holds are not read (a re-import is
-// HEAD requests only); ferry verify, and a dry run, hash the whole bundle.
+// touched. When the destination already holds every blob, nothing of the
+// bundle's is pushed and nothing is read: a re-import is HEAD requests only.
 func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	res, err := importBundle(ctx, opts)
 	return res, explain(err, "dest")
@@ -112,7 +112,10 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	imp := &importer{c: c, dest: dest, jobs: jobs, prog: prog}
 
-	var tr *layout.TarReader
+	var (
+		tr      *layout.TarReader
+		present []ocispec.Descriptor // configs and layers in a directory bundle
+	)
 	if isDir(opts.Bundle) {
 		// Check the bundle's structure offline before the first request to
 		// the destination; its blobs are hashed once the plan says which
@@ -121,17 +124,10 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		if err != nil {
 			return nil, err
 		}
-		var present []ocispec.Descriptor
 		if imp.report, present, err = verify.Structure(ctx, dir); err != nil {
 			return nil, err
 		}
 		imp.dir = dir
-		// A dry run is a check: it hashes the whole bundle.
-		if opts.DryRun && imp.report.OK() {
-			if err := imp.hash(ctx, present); err != nil {
-				return nil, err
-			}
-		}
 	} else {
 		// A stream is read once: check its head now, its blobs as they go by.
 		if tr, err = layout.OpenTar(opts.Bundle); err != nil {
@@ -176,11 +172,13 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		return nil, err
 	}
 
-	// Every blob that will be pushed is hashed before the first push: a
-	// corrupt bundle pushes nothing. Blobs the destination already has are
-	// not read at all (ferry verify checks them).
-	if imp.dir != nil && !opts.DryRun {
-		if err := imp.hash(ctx, uniqueDescs(missing)); err != nil {
+	// Every included blob is hashed before the first push: a corrupt
+	// bundle pushes nothing. When the destination already has every blob
+	// (a re-import), nothing of the bundle's would be pushed, so nothing is
+	// read: the re-import is HEAD requests only (ferry verify still checks
+	// the bundle whole). A dry run always hashes: it is a check.
+	if imp.dir != nil && (len(missing) > 0 || opts.DryRun) {
+		if err := imp.hash(ctx, present); err != nil {
 			return nil, err
 		}
 	}
@@ -220,18 +218,6 @@ func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error
 		return err
 	}
 	return imp.report.Err()
-}
-
-func uniqueDescs(rbs []RepoBlob) []ocispec.Descriptor {
-	seen := map[digest.Digest]bool{}
-	var out []ocispec.Descriptor
-	for _, rb := range rbs {
-		if !seen[rb.Desc.Digest] {
-			seen[rb.Desc.Digest] = true
-			out = append(out, rb.Desc)
-		}
-	}
-	return out
 }
 
 // isDir reports whether path is a directory bundle; anything else is read
