@@ -9,11 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
+	"golang.org/x/sync/errgroup"
 )
 
 // blobPerm is the mode of a finished blob: read-only, since its name is its hash.
@@ -22,6 +23,9 @@ const blobPerm = 0o444
 // Dir is an OCI image layout in a directory.
 type Dir struct {
 	root string
+
+	mu       sync.Mutex
+	unsynced []string // blobs written but not yet synced
 }
 
 // CreateDir opens the layout at root for writing, creating the directory,
@@ -193,22 +197,51 @@ func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reade
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, blobPerm, false, func(w io.Writer) error {
+	err = writeFileAtomic(path, blobPerm, false, func(w io.Writer) error {
 		_, err := Copy(w, vr)
 		return err
 	})
+	if err == nil {
+		d.mu.Lock()
+		d.unsynced = append(d.unsynced, path)
+		d.mu.Unlock()
+	}
+	return err
 }
 
-// Sync makes every blob written so far durable: one syncfs(2) of the file
-// system that holds the layout.
+// Sync makes every blob written since the last Sync durable: an fsync of
+// each (a few at a time, so the disk sees them together), then of their
+// directories. Only ferry's own files are synced, never the whole file
+// system.
 func (d *Dir) Sync() error {
-	f, err := os.Open(d.root)
-	if err != nil {
+	d.mu.Lock()
+	paths := d.unsynced
+	d.unsynced = nil
+	d.mu.Unlock()
+	var eg errgroup.Group
+	eg.SetLimit(8)
+	for _, p := range paths {
+		eg.Go(func() error {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("syncing %s: %w", p, err)
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
 		return err
 	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncing %s: %w", d.root, err)
+	dirs := map[string]bool{}
+	for _, p := range paths {
+		dirs[filepath.Dir(p)] = true
+	}
+	for dir := range dirs {
+		syncDir(dir)
 	}
 	return nil
 }
