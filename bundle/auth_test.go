@@ -99,7 +99,16 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/config", Dest: bundle.RegistryOptions{CAFile: dst.CAFile}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, prefix := range []string{"flags", "config"} {
+	// And from podman's auth.json, when docker's config.json has nothing.
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	runtime := t.TempDir()
+	os.MkdirAll(filepath.Join(runtime, "containers"), 0o700)
+	os.WriteFile(filepath.Join(runtime, "containers", "auth.json"), []byte(`{"auths":{"`+dst.Host+`":{"auth":"`+authb64+`"}}}`), 0o600)
+	t.Setenv("XDG_RUNTIME_DIR", runtime)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/podman", Dest: bundle.RegistryOptions{CAFile: dst.CAFile}}); err != nil {
+		t.Fatalf("import with podman's auth.json: %v", err)
+	}
+	for _, prefix := range []string{"flags", "config", "podman"} {
 		for _, img := range set.Images {
 			repo, _ := secureRepo(t, dst, robot, robotPass)(prefix + "/" + img.Repository)
 			got, err := repo.Resolve(ctx, img.Tag)

@@ -239,3 +239,24 @@ func TestLoginLogoutAndAuthFile(t *testing.T) {
 		t.Fatalf("import after logout: exit %d\n%s", code, stderr)
 	}
 }
+
+func TestTLSVerifyFlag(t *testing.T) {
+	src := regtest.NewWith(t, regtest.Distribution, regtest.Options{TLS: true})
+	out := filepath.Join(t.TempDir(), "b")
+	ref := src.Host + "/nothing/here:1"
+	// Verification is on by default: the unknown CA is refused.
+	code, _, stderr := ferry(t, "export", ref, "-o", out)
+	if code != exitFailure || !strings.Contains(stderr, "certificate") {
+		t.Fatalf("default verification: exit %d\n%s", code, stderr)
+	}
+	// --src-tls-verify=false gets past TLS to the registry's own answer.
+	code, _, stderr = ferry(t, "export", ref, "-o", out, "--src-tls-verify=false")
+	if code != exitFailure || strings.Contains(stderr, "certificate") || !strings.Contains(stderr, "not found") {
+		t.Fatalf("--src-tls-verify=false: exit %d\n%s", code, stderr)
+	}
+	// --src-cert-dir with the CA works too.
+	code, _, stderr = ferry(t, "export", ref, "-o", out, "--src-cert-dir", src.CertDir)
+	if code != exitFailure || strings.Contains(stderr, "certificate") {
+		t.Fatalf("--src-cert-dir: exit %d\n%s", code, stderr)
+	}
+}
