@@ -25,7 +25,8 @@ import (
 
 // ImportOptions configure Import. Zero values are documented per field.
 type ImportOptions struct {
-	// Bundle is the bundle directory. Required.
+	// Bundle is the bundle: a directory, a .tar or .tar.gz file, any volume
+	// of a split set, or "-" for standard input. Required.
 	Bundle string
 	// To is the destination, REGISTRY[/PREFIX]. Source hosts are dropped and
 	// repository paths kept under PREFIX. For a plain OCI layout whose
@@ -118,8 +119,8 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	)
 	if isDir(opts.Bundle) {
 		// Check the bundle's structure offline before the first request to
-		// the destination; its blobs are hashed once the plan says which
-		// will be pushed, before the first push.
+		// the destination; its blobs are hashed after the plan, before the
+		// first push.
 		dir, err := layout.OpenDir(opts.Bundle)
 		if err != nil {
 			return nil, err
