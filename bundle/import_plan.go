@@ -1,0 +1,181 @@
+package bundle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// missingBlobs HEADs every config and layer in every repository that needs
+// it and returns those the destination lacks and the bundle carries.
+//
+// A blob the bundle omits (a delta) and the target repository lacks is
+// mounted from a repository where ferry.json says it lives, mapped through
+// --to; in a dry run, a HEAD there stands in for the mount. If neither finds
+// it, the import fails before anything is pushed, listing every such blob
+// and the images it breaks.
+func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, targets []Target, dryRun bool, res *ImportResult) ([]RepoBlob, error) {
+	sum := &res.Summary
+	var all []RepoBlob
+	for _, r := range repos {
+		for _, d := range r.descs {
+			if !layout.IsManifest(d.MediaType) {
+				all = append(all, RepoBlob{Repository: r.name, Desc: d})
+			}
+		}
+	}
+	const (
+		absent = iota
+		present
+		mounted
+	)
+	state := make([]int, len(all))
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for i, rb := range all {
+		eg.Go(func() error {
+			repo, err := imp.repo(rb.Repository)
+			if err != nil {
+				return err
+			}
+			ok, err := repo.Blobs().Exists(ectx, rb.Desc)
+			if err != nil {
+				return fmt.Errorf("destination: checking blob %s in %s: %w", rb.Desc.Digest, rb.Repository, err)
+			}
+			if ok {
+				state[i] = present
+				return nil
+			}
+			if imp.inBundle(rb.Desc) {
+				return nil
+			}
+			ok, err = imp.mountOmitted(ectx, repo, rb, dryRun)
+			if err != nil {
+				return err
+			}
+			if ok {
+				state[i] = mounted
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	var missing []RepoBlob
+	var lost []string
+	for i, rb := range all {
+		switch {
+		case state[i] == present:
+			sum.Skipped++
+			sum.SkippedBytes += rb.Desc.Size
+			res.Present = append(res.Present, rb)
+		case state[i] == mounted:
+			sum.Mounted++
+			res.Mounted = append(res.Mounted, rb)
+		case imp.inBundle(rb.Desc):
+			missing = append(missing, rb)
+			res.Push = append(res.Push, rb)
+		default:
+			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
+		}
+	}
+	if len(lost) > 0 {
+		return nil, fmt.Errorf("%w: %d blob(s) this delta bundle omits are neither in their repository at %s nor mountable from where its baseline says they live:\n  - %s\nimport the bundles the baseline came from first, or export again against a fresh 'ferry inventory' of the destination",
+			ErrMissingAtDestination, len(lost), imp.dest.Registry, strings.Join(lost, "\n  - "))
+	}
+	return missing, nil
+}
+
+// ErrMissingAtDestination: a delta bundle relies on blobs the destination
+// does not have.
+var ErrMissingAtDestination = errors.New("blobs missing at the destination")
+
+// mountOmitted tries to make an omitted blob appear in repo by mounting it
+// from each repository ferry.json says it lives in. A registry that answers
+// a mount with 202 (an upload, not a mount) or an error is treated as "not
+// mounted there", never as a failed import. In a dry run, it only HEADs.
+func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, rb RepoBlob, dryRun bool) (bool, error) {
+	for _, from := range imp.mountSources(rb) {
+		if dryRun {
+			src, err := imp.repo(from)
+			if err != nil {
+				continue
+			}
+			if ok, err := src.Blobs().Exists(ctx, rb.Desc); err == nil && ok {
+				return true, nil
+			}
+			continue
+		}
+		mctx, slot := withUploadSlot(ctx)
+		err := repo.Mount(mctx, rb.Desc, from, func() (io.ReadCloser, error) { return nil, errNotMounted })
+		if errors.Is(err, errNotMounted) {
+			imp.c.cancelUpload(ctx, slot)
+		}
+		if err == nil {
+			imp.prog.Logf("mounted %s into %s from %s", rb.Desc.Digest, rb.Repository, from)
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	return false, nil
+}
+
+var errNotMounted = errors.New("registry started an upload instead of mounting")
+
+// mountSources are the destination repositories an omitted blob may be
+// mounted from: where ferry.json says it lives, mapped through --to.
+func (imp *importer) mountSources(rb RepoBlob) []string {
+	m := imp.report.Manifest
+	if m == nil {
+		return nil
+	}
+	b, ok := m.Blob(rb.Desc.Digest)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, r := range b.Repositories {
+		if to := imp.dest.Repository(r); to != rb.Repository && !slices.Contains(out, to) {
+			out = append(out, to)
+		}
+	}
+	return out
+}
+
+func imagesUsing(targets []Target, rb RepoBlob) []string {
+	var out []string
+	for _, t := range targets {
+		if t.Dest.Repository != rb.Repository {
+			continue
+		}
+		for _, d := range t.Graph {
+			if d.Digest == rb.Desc.Digest {
+				out = append(out, t.Dest.String())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// inBundle reports whether the bundle carries d (rather than omitting it).
+func (imp *importer) inBundle(d ocispec.Descriptor) bool {
+	if imp.dir == nil {
+		b, ok := imp.report.Manifest.Blob(d.Digest)
+		return ok && b.Included
+	}
+	ok, err := imp.dir.Exists(d)
+	return err == nil && ok
+}

@@ -1,0 +1,257 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+// pushBlobs uploads every missing blob. A digest needed by several
+// repositories is read from the bundle once: pushed to the first, then
+// mounted into the others.
+func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Summary) error {
+	byDigest := map[digest.Digest][]RepoBlob{}
+	var order []digest.Digest
+	var total int64
+	for _, rb := range missing {
+		if _, ok := byDigest[rb.Desc.Digest]; !ok {
+			order = append(order, rb.Desc.Digest)
+			total += rb.Desc.Size
+		}
+		byDigest[rb.Desc.Digest] = append(byDigest[rb.Desc.Digest], rb)
+	}
+	sort.SliceStable(order, func(i, j int) bool { return byDigest[order[i]][0].Desc.Size > byDigest[order[j]][0].Desc.Size })
+	imp.prog.Start("push", total)
+	defer imp.prog.Done()
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, d := range order {
+		eg.Go(func() error {
+			targets := byDigest[d]
+			first := targets[0]
+			if err := imp.pushBlob(ectx, first, imp.prog); err != nil {
+				return err
+			}
+			mounted := 0
+			for _, rb := range targets[1:] {
+				if err := imp.mountOrPush(ectx, rb, first.Repository); err != nil {
+					return err
+				}
+				mounted++
+			}
+			mu.Lock()
+			sum.Transferred++
+			sum.TransferredBytes += first.Desc.Size
+			sum.Mounted += mounted
+			mu.Unlock()
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// pushBlob streams one blob from the bundle to a repository, verified on
+// the way. A transient failure starts over in a new upload session, after a
+// HEAD in case the last attempt did arrive; a chunk is never re-sent into a
+// session that failed.
+func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) error {
+	repo, err := imp.repo(rb.Repository)
+	if err != nil {
+		return err
+	}
+	var sent int64
+	err = withRetry(ctx, func(attempt int) error {
+		if attempt > 0 {
+			prog.Add(-sent)
+			sent = 0
+			if ok, err := repo.Blobs().Exists(ctx, rb.Desc); err != nil {
+				return err
+			} else if ok {
+				return nil
+			}
+			imp.prog.Logf("retrying blob %s to %s (attempt %d)", rb.Desc.Digest, rb.Repository, attempt+1)
+		}
+		// Every blob was hashed by the verification before the first push,
+		// and the registry hashes it again before it commits the upload
+		// under its digest: a third hash here would only cost CPU the
+		// registry needs.
+		rc, err := imp.dir.OpenChecked(rb.Desc)
+		if err != nil {
+			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
+		}
+		defer rc.Close()
+		uctx, slot := withUploadSlot(ctx)
+		err = repo.Blobs().Push(uctx, rb.Desc, countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })})
+		if err != nil {
+			imp.c.cancelUpload(ctx, slot)
+		}
+		return expiredDuringUpload(err, attempt)
+	})
+	if err != nil {
+		return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
+	}
+	return nil
+}
+
+// mountOrPush makes a blob that is already in repository from appear in
+// rb.Repository. When the registry does not mount, oras-go falls back to an
+// upload read from the bundle.
+func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) error {
+	repo, err := imp.repo(rb.Repository)
+	if err != nil {
+		return err
+	}
+	getContent := func() (io.ReadCloser, error) {
+		if imp.dir == nil {
+			return nil, fmt.Errorf("the registry did not mount %s from %s, and a stream cannot be read twice", rb.Desc.Digest, from)
+		}
+		return imp.dir.Fetch(ctx, rb.Desc)
+	}
+	if err := repo.Mount(ctx, rb.Desc, from, getContent); err != nil {
+		return fmt.Errorf("destination: mounting blob %s from %s into %s: %w", rb.Desc.Digest, from, rb.Repository, err)
+	}
+	return nil
+}
+
+// pushManifests pushes, per repository, every manifest and index the
+// destination lacks, children before parents. Repositories go in parallel.
+func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *Summary) error {
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, r := range repos {
+		eg.Go(func() error {
+			repo, err := imp.repo(r.name)
+			if err != nil {
+				return err
+			}
+			for _, d := range r.descs {
+				if !layout.IsManifest(d.MediaType) {
+					continue
+				}
+				ok, err := repo.Manifests().Exists(ectx, d)
+				if pullBlocked(err) {
+					// Harbor's policy hides the manifest from reads; a PUT of
+					// the same digest is harmless, so push it.
+					ok, err = false, nil
+				}
+				if err != nil {
+					return fmt.Errorf("destination: checking manifest %s in %s: %w", d.Digest, r.name, err)
+				}
+				mu.Lock()
+				if ok {
+					sum.Skipped++
+					sum.SkippedBytes += d.Size
+				} else {
+					sum.Transferred++
+					sum.TransferredBytes += d.Size
+				}
+				mu.Unlock()
+				if ok {
+					continue
+				}
+				data, _ := imp.graph.Manifest(d.Digest)
+				if err := repo.Manifests().Push(ectx, d, bytes.NewReader(data)); err != nil {
+					return fmt.Errorf("destination: pushing manifest %s to %s: %w", d.Digest, r.name, err)
+				}
+			}
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// pushStream reads every blob of a tarball as it goes by, verified: the ones
+// the destination lacks are pushed (to the first repository that needs
+// them, then mounted into the others), the rest are hashed and dropped. If
+// any blob fails, or the stream ends before every blob the images need has
+// gone by, it returns an error and nothing more is pushed: no manifest, no
+// tag. In a dry run nothing is pushed; every blob is still verified.
+func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missing []RepoBlob, dryRun bool, sum *Summary) error {
+	need := map[digest.Digest][]RepoBlob{}
+	var total int64
+	for _, b := range imp.report.Manifest.Blobs {
+		if b.Included && !layout.IsManifest(b.MediaType) {
+			total += b.Size
+		}
+	}
+	for _, rb := range missing {
+		need[rb.Desc.Digest] = append(need[rb.Desc.Digest], rb)
+	}
+	imp.prog.Start("import", total)
+	defer imp.prog.Done()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		desc, r, err := tr.NextBlob()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
+		}
+		targets := need[desc.Digest]
+		if len(targets) == 0 || dryRun {
+			if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
+				return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
+			}
+			imp.report.Seen(desc)
+			continue
+		}
+		repo, err := imp.repo(targets[0].Repository)
+		if err != nil {
+			return err
+		}
+		rec := &readErr{r: countingReader{r, imp.prog}}
+		uctx, slot := withUploadSlot(ctx)
+		if err := repo.Blobs().Push(uctx, desc, rec); err != nil {
+			imp.c.cancelUpload(ctx, slot)
+			// The registry may answer before our reader reports the fault
+			// (it checks the digest too): the bundle's fault comes first.
+			if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
+				return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, rec.err)
+			}
+			if registryRejectedDigest(err) {
+				return fmt.Errorf("%w: %s: the destination hashed the blob to something else: the bundle is corrupt (%v)", verify.ErrBundleInvalid, desc.Digest, err)
+			}
+			return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, targets[0].Repository, err)
+		}
+		imp.report.Seen(desc)
+		for _, rb := range targets[1:] {
+			if err := imp.mountOrPush(ctx, rb, targets[0].Repository); err != nil {
+				return err
+			}
+			sum.Mounted++
+		}
+		sum.Transferred++
+		sum.TransferredBytes += desc.Size
+	}
+	imp.report.Finish(tr.Name())
+	return imp.report.Err()
+}
+
+// readErr remembers the first error other than io.EOF its reader returned.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}

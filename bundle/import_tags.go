@@ -1,0 +1,88 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"oras.land/oras-go/v2/errdef"
+)
+
+// TagAction is what import will do with one destination tag.
+type TagAction struct {
+	Target Target
+	// Current is the digest the tag points at now; empty when absent.
+	Current digest.Digest
+}
+
+// ErrTagWouldMove: --no-overwrite refused to move a tag that points at
+// another image.
+var ErrTagWouldMove = errors.New("tags point at other images")
+
+// planTags resolves every destination tag before anything is pushed. With
+// noOverwrite, a tag that points at another image stops the import there,
+// naming every such tag.
+func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite bool) ([]TagAction, error) {
+	var out []TagAction
+	var refused []string
+	for _, t := range targets {
+		if t.Dest.Tag == "" {
+			continue
+		}
+		repo, err := imp.repo(t.Dest.Repository)
+		if err != nil {
+			return nil, err
+		}
+		a := TagAction{Target: t}
+		cur, err := repo.Resolve(ctx, t.Dest.Tag)
+		switch {
+		case err == nil:
+			a.Current = cur.Digest
+		case pullBlocked(err):
+			// Harbor's policy hides where the tag points: it is set, and
+			// reported as set.
+			imp.prog.Logf("%s: the registry's policy blocks reading this tag (HTTP 412); it will be set", t.Dest)
+		case !errors.Is(err, errdef.ErrNotFound):
+			return nil, fmt.Errorf("destination: resolving %s: %w", t.Dest, err)
+		}
+		if noOverwrite && a.Current != "" && a.Current != t.Root.Digest {
+			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", t.Dest, a.Current, t.Root.Digest))
+		}
+		out = append(out, a)
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("%w and --no-overwrite is set; nothing was pushed:\n  - %s", ErrTagWouldMove, strings.Join(refused, "\n  - "))
+	}
+	return out, nil
+}
+
+// pushTags points each destination tag at its image, last of all. A tag
+// already there is left alone (Harbor's immutable tags refuse even an
+// identical push); one pointing elsewhere is moved and reported.
+func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Summary) error {
+	for _, a := range actions {
+		t := a.Target
+		if a.Current == t.Root.Digest {
+			sum.TagsUnchanged++
+			continue
+		}
+		repo, err := imp.repo(t.Dest.Repository)
+		if err != nil {
+			return err
+		}
+		data, _ := imp.graph.Manifest(t.Root.Digest)
+		if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
+			return fmt.Errorf("destination: tagging %s: %w", t.Dest, err)
+		}
+		if a.Current != "" {
+			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, a.Current))
+			imp.prog.Logf("moved tag %s from %s to %s", t.Dest, a.Current, t.Root.Digest)
+		} else {
+			sum.TagsSet = append(sum.TagsSet, t.Dest.String())
+		}
+	}
+	return nil
+}
