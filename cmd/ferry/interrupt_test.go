@@ -84,6 +84,26 @@ func runTracked(cmd *exec.Cmd, proc *atomic.Pointer[os.Process]) ([]byte, error)
 	return []byte(out.String()), err
 }
 
+// exportedBundle seeds a registry with a few images and exports them with
+// the ferry binary into a directory bundle.
+func exportedBundle(t *testing.T, bin string) (*imagegen.Set, string) {
+	t.Helper()
+	src := regtest.New(t, regtest.Distribution)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 4, LayerSize: 512 << 10})
+	if err := set.Push(context.Background(), src.Host); err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(src.Host))
+	}
+	out := filepath.Join(t.TempDir(), "bundle")
+	if b, err := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...).CombinedOutput(); err != nil {
+		t.Fatalf("export: %v\n%s", err, b)
+	}
+	return set, out
+}
+
 func tempFiles(root string) []string {
 	var out []string
 	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
@@ -183,19 +203,7 @@ func TestKilledExportResumes(t *testing.T) {
 func TestKilledImportResumes(t *testing.T) {
 	bin := ferryBinary(t)
 	ctx := context.Background()
-	src := regtest.New(t, regtest.Distribution)
-	set, _ := imagegen.Generate(imagegen.Options{Apps: 4, LayerSize: 512 << 10})
-	if err := set.Push(ctx, src.Host); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "bundle")
-	var refs []string
-	for _, img := range set.Images {
-		refs = append(refs, img.Reference(src.Host))
-	}
-	if b, err := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...).CombinedOutput(); err != nil {
-		t.Fatalf("export: %v\n%s", err, b)
-	}
+	set, out := exportedBundle(t, bin)
 
 	dst := regtest.New(t, regtest.Distribution)
 	var proc atomic.Pointer[os.Process]
@@ -308,19 +316,7 @@ func TestDiskFullDuringExport(t *testing.T) {
 func TestSignalStopsImportCleanly(t *testing.T) {
 	bin := ferryBinary(t)
 	ctx := context.Background()
-	src := regtest.New(t, regtest.Distribution)
-	set, _ := imagegen.Generate(imagegen.Options{Apps: 4, LayerSize: 512 << 10})
-	if err := set.Push(ctx, src.Host); err != nil {
-		t.Fatal(err)
-	}
-	var refs []string
-	for _, img := range set.Images {
-		refs = append(refs, img.Reference(src.Host))
-	}
-	out := filepath.Join(t.TempDir(), "bundle")
-	if b, err := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...).CombinedOutput(); err != nil {
-		t.Fatalf("export: %v\n%s", err, b)
-	}
+	set, out := exportedBundle(t, bin)
 	dst := regtest.New(t, regtest.Distribution)
 	var proc atomic.Pointer[os.Process]
 	var puts atomic.Int32
