@@ -103,24 +103,25 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	// skopeo cannot copy an index nested in an index; leave that image out.
-	for _, set := range []*imagegen.Set{v1, v2} {
-		var keep []imagegen.Image
-		for _, img := range set.Images {
-			if img.Repository != "library/nested" {
-				keep = append(keep, img)
-			}
-		}
-		set.Images = keep
-	}
+	v1.Images, v2.Images = withoutNested(v1.Images), withoutNested(v2.Images)
 	log("pushing the corpus (%s a version) to %s", human(unique(v1)), src.Host)
 	for _, set := range []*imagegen.Set{v1, v2} {
 		if err := set.Push(ctx, src.Host); err != nil {
 			return err
 		}
 	}
-	v1.Blobs, v2.Blobs = nil, nil // the registry has them; free the memory
-	env := &env{config: c, src: src, v1: v1, v2: v2, v2New: newBytes(v1, v2)}
+	// The text variant: layers that compress, in a namespace of their own.
+	text, err := imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Compressible: true, Namespace: "text"})
+	if err != nil {
+		return err
+	}
+	text.Images = withoutNested(text.Images)
+	log("pushing the text corpus (%s)", human(unique(text)))
+	if err := text.Push(ctx, src.Host); err != nil {
+		return err
+	}
+	v1.Blobs, v2.Blobs, text.Blobs = nil, nil, nil // the registry has them; free the memory
+	env := &env{config: c, src: src, v1: v1, v2: v2, text: text, v2New: newBytes(v1, v2)}
 	limits := measureLimits(ctx, c, src, v1)
 	debug.FreeOSMemory()
 
@@ -166,6 +167,18 @@ func run(c config) error {
 		return err
 	}
 	return layout.WriteFileBytes(c.out, 0o644, []byte(table))
+}
+
+// withoutNested leaves out the image whose index nests another: skopeo
+// cannot copy it.
+func withoutNested(images []imagegen.Image) []imagegen.Image {
+	var keep []imagegen.Image
+	for _, img := range images {
+		if !strings.HasSuffix(img.Repository, "library/nested") {
+			keep = append(keep, img)
+		}
+	}
+	return keep
 }
 
 func log(format string, args ...any) {

@@ -18,6 +18,7 @@ type env struct {
 	config
 	src    *regtest.Server
 	v1, v2 *imagegen.Set
+	text   *imagegen.Set // v1's shape with compressible layers
 	v2New  int64
 	// prepared holds each tool's own v1 and v2 directory bundles.
 	prepared map[string][2]string
@@ -36,6 +37,7 @@ func (e *env) ops() []op {
 	out := []op{
 		{name: "export → directory", kind: "export-dir", bytes: size},
 		{name: "export → tarball", kind: "export-tar", bytes: size},
+		{name: "export → directory (text layers)", kind: "export-dir-text", bytes: unique(e.text)},
 	}
 	for _, k := range e.servers {
 		out = append(out,
@@ -213,8 +215,12 @@ func (e *env) measure(ctx context.Context, o op, tool string, round int) (sample
 		}
 	}()
 	switch o.kind {
-	case "export-dir", "export-tar":
-		cmds := e.exportCmds(tool, e.v1, out, o.kind == "export-tar", "")
+	case "export-dir", "export-tar", "export-dir-text":
+		set := e.v1
+		if o.kind == "export-dir-text" {
+			set = e.text
+		}
+		cmds := e.exportCmds(tool, set, out, o.kind == "export-tar", "")
 		if cmds == nil {
 			return sample{}, false, nil
 		}

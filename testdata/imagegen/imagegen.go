@@ -35,6 +35,9 @@ type Options struct {
 	Version int
 	// Compressible fills layers with text instead of random bytes.
 	Compressible bool
+	// Namespace, when set, is put in front of every repository path
+	// ("text" → text/library/base), so that two sets can share a registry.
+	Namespace string
 }
 
 // Image is one tagged image of a set.
@@ -248,6 +251,9 @@ func (g *generator) record(parent ocispec.Descriptor, children []ocispec.Descrip
 }
 
 func (g *generator) add(repo, tag string, root ocispec.Descriptor) {
+	if g.opts.Namespace != "" {
+		repo = g.opts.Namespace + "/" + repo
+	}
 	g.set.Images = append(g.set.Images, Image{Repository: repo, Tag: tag, Root: root})
 	seen := map[digest.Digest]bool{}
 	var all []ocispec.Descriptor
