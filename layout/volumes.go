@@ -150,15 +150,6 @@ func (s *SplitWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// Volumes are the final names of the volumes written so far.
-func (s *SplitWriter) Volumes() []string {
-	out := make([]string, len(s.vols))
-	for i, v := range s.vols {
-		out[i] = v.final
-	}
-	return out
-}
-
 // Commit syncs and renames every volume into place, then writes the sums
 // file. An empty stream still makes one (empty) volume.
 func (s *SplitWriter) Commit() error {

@@ -99,8 +99,6 @@ type Report struct {
 	seen map[digest.Digest]bool
 }
 
-// UsedBy lists the images that use blob d.
-func (r *Report) UsedBy(d digest.Digest) []string { return r.users[d] }
 
 // OK reports whether the bundle has no problems.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
