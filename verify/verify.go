@@ -99,7 +99,6 @@ type Report struct {
 	seen map[digest.Digest]bool
 }
 
-
 // OK reports whether the bundle has no problems.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
