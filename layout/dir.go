@@ -14,7 +14,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sync/errgroup"
 )
 
 // blobPerm is the mode of a finished blob: read-only, since its name is its hash.
@@ -24,8 +23,21 @@ const blobPerm = 0o444
 type Dir struct {
 	root string
 
+	// Blobs are synced in the background as they land (see WriteBlob);
+	// Sync waits for them.
+	syncing  sync.WaitGroup
+	syncSlot chan struct{} // bounds the fsyncs in flight
 	mu       sync.Mutex
-	unsynced []string // blobs written but not yet synced
+	syncErr  error           // the first background fsync that failed
+	synced   map[string]bool // directories holding blobs synced since the last Sync
+}
+
+// syncJobs bounds the background fsyncs of one Dir: enough to keep the disk
+// busy while the network fills the page cache, few enough not to starve it.
+const syncJobs = 2
+
+func newDir(root string) *Dir {
+	return &Dir{root: root, syncSlot: make(chan struct{}, syncJobs), synced: map[string]bool{}}
 }
 
 // CreateDir opens the layout at root for writing, creating the directory,
@@ -35,7 +47,7 @@ func CreateDir(root string) (*Dir, error) {
 	if err := os.MkdirAll(filepath.Join(root, "blobs", string(digest.SHA256)), 0o755); err != nil {
 		return nil, fmt.Errorf("creating bundle directory: %w", err)
 	}
-	d := &Dir{root: root}
+	d := newDir(root)
 	if err := d.checkLayoutFile(); err == nil {
 		return d, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -50,7 +62,7 @@ func CreateDir(root string) (*Dir, error) {
 
 // OpenDir opens an existing layout for reading; it checks oci-layout.
 func OpenDir(root string) (*Dir, error) {
-	d := &Dir{root: root}
+	d := newDir(root)
 	if err := d.checkLayoutFile(); err != nil {
 		return nil, err
 	}
@@ -180,11 +192,12 @@ func (d *Dir) CheckBlob(ctx context.Context, desc ocispec.Descriptor) error {
 // file appears at its final path only once every byte has been verified;
 // otherwise nothing is left behind.
 //
-// Blobs are not synced one by one: a per-file fsync serialises the disk
-// with the network. Call Sync once, before writing the metadata that
-// declares the bundle complete. A blob torn by a crash before that is
-// caught when an export resumes, since existing blobs are hashed before
-// they are reused.
+// Each blob is fsynced in the background once it is in place, so the disk
+// writes back while the network brings the next blobs, and no download
+// waits for the disk. Call Sync before writing the metadata that declares
+// the bundle complete: it waits for those fsyncs. A blob torn by a crash
+// before that is caught when an export resumes, since existing blobs are
+// hashed before they are reused.
 func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
 	path, err := d.BlobPath(desc.Digest)
 	if err != nil {
@@ -202,43 +215,52 @@ func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reade
 		return err
 	})
 	if err == nil {
-		d.mu.Lock()
-		d.unsynced = append(d.unsynced, path)
-		d.mu.Unlock()
+		d.syncLater(path)
 	}
 	return err
 }
 
-// Sync makes every blob written since the last Sync durable: an fsync of
-// each (a few at a time, so the disk sees them together), then of their
-// directories. Only ferry's own files are synced, never the whole file
-// system.
-func (d *Dir) Sync() error {
-	d.mu.Lock()
-	paths := d.unsynced
-	d.unsynced = nil
-	d.mu.Unlock()
-	var eg errgroup.Group
-	eg.SetLimit(8)
-	for _, p := range paths {
-		eg.Go(func() error {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("syncing %s: %w", p, err)
-			}
-			return nil
-		})
-	}
-	if err := eg.Wait(); err != nil {
+// syncLater fsyncs a finished blob in the background, at most syncJobs at
+// a time, and records the first failure for Sync.
+func (d *Dir) syncLater(path string) {
+	d.syncing.Add(1)
+	go func() {
+		defer d.syncing.Done()
+		d.syncSlot <- struct{}{}
+		defer func() { <-d.syncSlot }()
+		err := syncFile(path)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err != nil && d.syncErr == nil {
+			d.syncErr = err
+		}
+		d.synced[filepath.Dir(path)] = true
+	}()
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
 		return err
 	}
-	dirs := map[string]bool{}
-	for _, p := range paths {
-		dirs[filepath.Dir(p)] = true
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return nil
+}
+
+// Sync makes every blob written so far durable: it waits for their
+// background fsyncs, then syncs the directories they were renamed into.
+// Only ferry's own files are synced, never the whole file system.
+func (d *Dir) Sync() error {
+	d.syncing.Wait()
+	d.mu.Lock()
+	err, dirs := d.syncErr, d.synced
+	d.syncErr, d.synced = nil, map[string]bool{}
+	d.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	for dir := range dirs {
 		syncDir(dir)

@@ -113,7 +113,7 @@ func TestValidateDigest(t *testing.T) {
 	if _, err := NewVerifyReader(strings.NewReader(""), ocispec.Descriptor{Digest: "sha256:../x"}); !errors.Is(err, ErrInvalidDigest) {
 		t.Errorf("NewVerifyReader accepted a malformed digest: %v", err)
 	}
-	d := &Dir{root: t.TempDir()}
+	d := newDir(t.TempDir())
 	if _, err := d.BlobPath("sha256:../../x"); !errors.Is(err, ErrInvalidDigest) {
 		t.Errorf("BlobPath accepted a traversal: %v", err)
 	}
@@ -210,6 +210,47 @@ func TestWriteBlobIsAtomic(t *testing.T) {
 		t.Fatalf("cancelled write: %v", err)
 	}
 	assertNoTempFiles(t, root)
+}
+
+// Blobs are fsynced in the background; Sync waits for every one of them
+// and reports the first that failed.
+func TestSyncReportsBackgroundFailures(t *testing.T) {
+	ctx := context.Background()
+	d, err := CreateDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := []byte("synced")
+	if err := d.WriteBlob(ctx, descOf(good), bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("Sync after a good write: %v", err)
+	}
+	// Hold every sync slot so the next blob's fsync waits; remove the file
+	// under it, then let the fsync run: it must fail, and Sync must say so.
+	for i := 0; i < cap(d.syncSlot); i++ {
+		d.syncSlot <- struct{}{}
+	}
+	gone := []byte("removed before its fsync")
+	desc := descOf(gone)
+	if err := d.WriteBlob(ctx, desc, bytes.NewReader(gone)); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := d.BlobPath(desc.Digest)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cap(d.syncSlot); i++ {
+		<-d.syncSlot
+	}
+	if err := d.Sync(); err == nil || !strings.Contains(err.Error(), BlobName(desc.Digest)) {
+		t.Fatalf("Sync = %v, want the failed fsync of %s", err, BlobName(desc.Digest))
+	}
+	// The failure is reported once; later blobs sync normally.
+	if err := d.Sync(); err != nil {
+		t.Fatalf("second Sync: %v", err)
+	}
 }
 
 func assertNoTempFiles(t *testing.T, root string) {
