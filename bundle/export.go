@@ -279,8 +279,8 @@ func transferToDir(ctx context.Context, c *client, graph *layout.Graph, dir *lay
 // it had to fetch it.
 func ensureBlob(ctx context.Context, c *client, graph *layout.Graph, dir *layout.Dir, b PlannedBlob, prog Progress) (bool, error) {
 	ok, err := dir.Exists(b.Desc)
-	if err != nil {
-		return false, err
+	if err != nil && !errors.Is(err, layout.ErrSizeMismatch) {
+		return false, err // a leftover of the wrong size is replaced below
 	}
 	if ok {
 		if err := dir.CheckBlob(ctx, b.Desc); err == nil {

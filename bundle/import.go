@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -35,6 +36,14 @@ type ImportOptions struct {
 	// DryRun verifies and plans, asking the destination what it has, but
 	// pushes nothing.
 	DryRun bool
+	// VerifyFirst hashes every blob of a directory bundle before the first
+	// push, so that a corrupt bundle pushes nothing at all; each blob that
+	// is pushed is then read twice. False hashes each blob as it is pushed,
+	// reading it once: a blob that does not match is never committed, and
+	// the import stops before any manifest or tag, but blobs pushed before
+	// it stay (unreferenced, and skipped by the next import). A tarball is
+	// always read once.
+	VerifyFirst bool
 	// NoOverwrite refuses, before anything is pushed, to move a tag that
 	// points at another image. False means such tags are moved and listed
 	// in Summary.TagsMoved.
@@ -80,13 +89,15 @@ type RepoBlob struct {
 }
 
 // Import pushes a bundle into the destination registry. It checks the
-// bundle's structure offline first (layout, every manifest, every reference
-// accounted for, ferry.json consistent), then asks the destination what it
-// has (HEAD before every blob, manifest and tag), then hashes every included
-// blob, and pushes nothing if anything is wrong. Then: blobs, manifests
-// children first, tags last; a tag already at the right digest is not
-// touched. When the destination already holds every blob, nothing of the
-// bundle's is pushed and nothing is read: a re-import is HEAD requests only.
+// bundle's structure offline first (layout, every manifest hashed, every
+// blob a manifest references present with its size, ferry.json
+// consistent), then asks the destination what it has (HEAD before every
+// blob, manifest and tag). Then: blobs, each hashed as it streams out, its
+// last bytes held back until it verifies, so the registry never commits a
+// blob that does not match (see ImportOptions.VerifyFirst); manifests
+// children first, once every blob is in; tags last. A tag already at the
+// right digest is not touched. Nothing is read that the destination
+// already has: a re-import is HEAD requests only.
 func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	res, err := importBundle(ctx, opts)
 	return res, explain(err, "dest")
@@ -166,15 +177,14 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		return nil, err
 	}
 
-	// Every included blob is hashed before the first push: a corrupt
-	// bundle pushes nothing. When the destination already has every blob
-	// (a re-import), nothing of the bundle's would be pushed, so nothing is
-	// read: the re-import is HEAD requests only (ferry verify still checks
-	// the bundle whole). A dry run always hashes: it is a check.
-	if imp.dir != nil && (len(missing) > 0 || opts.DryRun) {
+	// Every blob is verified before the destination can commit it: as it
+	// is pushed, or, with VerifyFirst, all of them before the first push.
+	// A dry run hashes the whole bundle: it is a check.
+	if imp.dir != nil && (opts.DryRun || opts.VerifyFirst && len(missing) > 0) {
 		if err := imp.hash(ctx, present); err != nil {
 			return nil, err
 		}
+		imp.verified = true
 	}
 
 	// Transfer: blobs.
@@ -293,12 +303,25 @@ func groupByRepository(targets []Target) []repoGraph {
 type importer struct {
 	c *client
 	// dir is the bundle directory; nil when the bundle is a stream.
-	dir    *layout.Dir
-	graph  *layout.Graph
-	report *verify.Report
-	dest   Destination
-	jobs   int
-	prog   Progress
+	dir *layout.Dir
+	// verified says every blob in dir was hashed before the first push.
+	verified bool
+	graph    *layout.Graph
+	report   *verify.Report
+	dest     Destination
+	jobs     int
+	prog     Progress
+
+	mu sync.Mutex // guards report once pushes run in parallel
+}
+
+// bundleFault records that a blob of the bundle failed verification while
+// it was pushed, and returns the report's error naming it and the images
+// it breaks.
+func (imp *importer) bundleFault(desc ocispec.Descriptor, err error) error {
+	imp.mu.Lock()
+	defer imp.mu.Unlock()
+	return imp.report.Fail(desc, err)
 }
 
 func (imp *importer) repo(name string) (*remote.Repository, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -18,7 +19,10 @@ import (
 
 // pushBlobs uploads every missing blob. A digest needed by several
 // repositories is read from the bundle once: pushed to the first, then
-// mounted into the others.
+// mounted into the others. After a failure no new upload starts, but the
+// ones under way finish: each verifies itself, nothing is left half-sent at
+// the destination, and a re-run skips what they stored. Only cancelling ctx
+// (an interrupt) stops them.
 func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Summary) error {
 	byDigest := map[digest.Digest][]RepoBlob{}
 	var order []digest.Digest
@@ -33,19 +37,27 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 	sort.SliceStable(order, func(i, j int) bool { return byDigest[order[i]][0].Desc.Size > byDigest[order[j]][0].Desc.Size })
 	imp.prog.Start("push", total)
 	defer imp.prog.Done()
-	var mu sync.Mutex
-	eg, ectx := errgroup.WithContext(ctx)
+	var (
+		mu     sync.Mutex
+		failed atomic.Bool
+		eg     errgroup.Group
+	)
 	eg.SetLimit(imp.jobs)
 	for _, d := range order {
 		eg.Go(func() error {
+			if failed.Load() {
+				return nil
+			}
 			targets := byDigest[d]
 			first := targets[0]
-			if err := imp.pushBlob(ectx, first, imp.prog); err != nil {
+			if err := imp.pushBlob(ctx, first, imp.prog); err != nil {
+				failed.Store(true)
 				return err
 			}
 			mounted := 0
 			for _, rb := range targets[1:] {
-				if err := imp.mountOrPush(ectx, rb, first.Repository); err != nil {
+				if err := imp.mountOrPush(ctx, rb, first.Repository); err != nil {
+					failed.Store(true)
 					return err
 				}
 				mounted++
@@ -61,14 +73,23 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 	return eg.Wait()
 }
 
-// pushBlob streams one blob from the bundle to a repository, verified on
-// the way. A transient failure starts over in a new upload session, after a
-// HEAD in case the last attempt did arrive; a chunk is never re-sent into a
-// session that failed.
+// pushBlob streams one blob from the bundle to a repository, hashed on the
+// way unless the whole bundle was hashed before (VerifyFirst): the last
+// bytes go out only once the blob verifies, so a bad blob is never
+// committed. A transient failure starts over in a new upload session, after
+// a HEAD in case the last attempt did arrive; a chunk is never re-sent into
+// a session that failed.
 func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) error {
 	repo, err := imp.repo(rb.Repository)
 	if err != nil {
 		return err
+	}
+	open := func() (io.ReadCloser, error) { return imp.dir.Fetch(ctx, rb.Desc) }
+	if imp.verified {
+		// Hashed already, and the registry hashes it again before it
+		// commits the upload under its digest: a third hash would only
+		// cost CPU the registry needs.
+		open = func() (io.ReadCloser, error) { return imp.dir.OpenChecked(rb.Desc) }
 	}
 	var sent int64
 	err = withRetry(ctx, func(attempt int) error {
@@ -82,26 +103,37 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 			}
 			imp.prog.Logf("retrying blob %s to %s (attempt %d)", rb.Desc.Digest, rb.Repository, attempt+1)
 		}
-		// Every blob was hashed by the verification before the first push,
-		// and the registry hashes it again before it commits the upload
-		// under its digest: a third hash here would only cost CPU the
-		// registry needs.
-		rc, err := imp.dir.OpenChecked(rb.Desc)
+		rc, err := open()
 		if err != nil {
 			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
 		}
 		defer rc.Close()
+		rec := &readErr{r: countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })}}
 		uctx, slot := withUploadSlot(ctx)
-		err = repo.Blobs().Push(uctx, rb.Desc, countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })})
+		err = repo.Blobs().Push(uctx, rb.Desc, rec)
 		if err != nil {
 			imp.c.cancelUpload(ctx, slot)
+			if badBlob(rec.err) {
+				return rec.err
+			}
 		}
 		return expiredDuringUpload(err, attempt)
 	})
-	if err != nil {
-		return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
+	switch {
+	case err == nil:
+		return nil
+	case badBlob(err):
+		return imp.bundleFault(rb.Desc, err)
+	case registryRejectedDigest(err):
+		return imp.bundleFault(rb.Desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
 	}
-	return nil
+	return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
+}
+
+// badBlob reports whether err says a blob of the bundle is not what its
+// descriptor says.
+func badBlob(err error) bool {
+	return errors.Is(err, layout.ErrDigestMismatch) || errors.Is(err, layout.ErrSizeMismatch)
 }
 
 // mountOrPush makes a blob that is already in repository from appear in
@@ -205,7 +237,7 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 		targets := need[desc.Digest]
 		if len(targets) == 0 || dryRun {
 			if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
-				return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
+				return imp.bundleFault(desc, err)
 			}
 			imp.report.Seen(desc)
 			continue
@@ -221,10 +253,10 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 			// The registry may answer before our reader reports the fault
 			// (it checks the digest too): the bundle's fault comes first.
 			if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
-				return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, rec.err)
+				return imp.bundleFault(desc, rec.err)
 			}
 			if registryRejectedDigest(err) {
-				return fmt.Errorf("%w: %s: the destination hashed the blob to something else: the bundle is corrupt (%v)", verify.ErrBundleInvalid, desc.Digest, err)
+				return imp.bundleFault(desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
 			}
 			return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, targets[0].Repository, err)
 		}

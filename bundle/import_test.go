@@ -73,38 +73,70 @@ func TestImportRefusesCorruptBundle(t *testing.T) {
 		blob   digest.Digest
 		mutate func([]byte) []byte
 		want   string
+		// lateFault: only hashing finds it (the structure is sound).
+		lateFault bool
 	}{
-		"flipped byte in a layer":    {layer, func(b []byte) []byte { b[len(b)/2] ^= 1; return b }, "digest mismatch"},
-		"truncated layer":            {layer, func(b []byte) []byte { return b[:len(b)-10] }, "size mismatch"},
-		"trailing bytes on a layer":  {layer, func(b []byte) []byte { return append(b, 0) }, "size mismatch"},
-		"flipped byte in a manifest": {manifest, func(b []byte) []byte { b[len(b)-2] ^= 1; return b }, "digest mismatch"},
+		"flipped byte in a layer":      {layer, func(b []byte) []byte { b[len(b)/2] ^= 1; return b }, "digest mismatch", true},
+		"flipped last byte of a layer": {layer, func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, "digest mismatch", true},
+		"truncated layer":              {layer, func(b []byte) []byte { return b[:len(b)-10] }, "size mismatch", false},
+		"trailing bytes on a layer":    {layer, func(b []byte) []byte { return append(b, 0) }, "size mismatch", false},
+		"flipped byte in a manifest":   {manifest, func(b []byte) []byte { b[len(b)-2] ^= 1; return b }, "digest mismatch", false},
 	}
 	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			_, _, out := exportSet(t, regtest.Distribution)
-			corrupt(t, out, tc.blob, tc.mutate)
-			dst := regtest.New(t, regtest.Distribution)
-			_, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/mirror", Dest: plain})
-			if !errors.Is(err, verify.ErrBundleInvalid) {
-				t.Fatalf("import of a corrupt bundle: %v, want ErrBundleInvalid", err)
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, tc.blob.Encoded()) || !strings.Contains(msg, tc.want) {
-				t.Errorf("error does not name the blob and the fault:\n%s", msg)
-			}
-			if tc.blob == layer && !strings.Contains(msg, owner) {
-				t.Errorf("error does not name the image the blob breaks (%s):\n%s", owner, msg)
-			}
-			// Nothing reached the destination: not a blob, not a tag.
-			for _, img := range set.Images {
-				if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
-					t.Errorf("%s has tags %v after a refused import", img.Repository, got)
+		for _, verifyFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/verify-first=%v", name, verifyFirst), func(t *testing.T) {
+				_, _, out := exportSet(t, regtest.Distribution)
+				corrupt(t, out, tc.blob, tc.mutate)
+				dst := regtest.New(t, regtest.Distribution)
+				_, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/mirror", Dest: plain, VerifyFirst: verifyFirst})
+				if !errors.Is(err, verify.ErrBundleInvalid) {
+					t.Fatalf("import of a corrupt bundle: %v, want ErrBundleInvalid", err)
 				}
-			}
-			if n := countFiles(t, filepath.Join(dst.Dir, "storage")); n != 0 {
-				t.Errorf("the destination stored %d files after a refused import", n)
-			}
-		})
+				msg := err.Error()
+				if !strings.Contains(msg, tc.blob.Encoded()) || !strings.Contains(msg, tc.want) {
+					t.Errorf("error does not name the blob and the fault:\n%s", msg)
+				}
+				if tc.blob == layer && !strings.Contains(msg, owner) {
+					t.Errorf("error does not name the image the blob breaks (%s):\n%s", owner, msg)
+				}
+				for _, img := range set.Images {
+					if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
+						t.Errorf("%s has tags %v after a refused import", img.Repository, got)
+					}
+				}
+				storage := filepath.Join(dst.Dir, "storage")
+				// A bundle whose structure is wrong (a file of the wrong size,
+				// a bad manifest) pushes nothing; so does any bad bundle with
+				// VerifyFirst.
+				if verifyFirst || !tc.lateFault {
+					if n := countFiles(t, storage); n != 0 {
+						t.Errorf("the destination stored %d files after a refused import", n)
+					}
+					return
+				}
+				// A layer that fails as it is pushed: never committed, no
+				// manifest pushed. The uploads under way finish; the bad one
+				// is cut off before its last bytes, and distribution keeps
+				// such a session (it refuses to cancel an upload whose size
+				// moved) until it purges stale uploads: at most that one.
+				var open []string
+				filepath.Walk(storage, func(path string, fi os.FileInfo, err error) error {
+					switch {
+					case err != nil:
+					case strings.Contains(path, tc.blob.Encoded()):
+						t.Errorf("the corrupt blob reached the destination: %s", path)
+					case strings.Contains(path, "/_manifests/"):
+						t.Errorf("a manifest reached the destination: %s", path)
+					case strings.Contains(path, "/_uploads/") && fi.Name() == "startedat":
+						open = append(open, path)
+					}
+					return nil
+				})
+				if len(open) > 1 {
+					t.Errorf("%d upload sessions left open, want at most the bad blob's: %v", len(open), open)
+				}
+			})
+		}
 	}
 }
 

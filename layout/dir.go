@@ -161,7 +161,9 @@ func (d *Dir) OpenChecked(desc ocispec.Descriptor) (io.ReadCloser, error) {
 	return readCloser{io.LimitReader(f, desc.Size), f}, nil
 }
 
-// Exists reports whether a file for the blob is present, without reading it.
+// Exists reports whether a file for the blob is present, without reading
+// it. A file of another size than desc.Size is present but cannot be the
+// blob: Exists reports it present with an error wrapping ErrSizeMismatch.
 func (d *Dir) Exists(desc ocispec.Descriptor) (bool, error) {
 	path, err := d.BlobPath(desc.Digest)
 	if err != nil {
@@ -174,7 +176,13 @@ func (d *Dir) Exists(desc ocispec.Descriptor) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return fi.Mode().IsRegular(), nil
+	if !fi.Mode().IsRegular() {
+		return false, nil
+	}
+	if fi.Size() != desc.Size {
+		return true, fmt.Errorf("%w: the file has %d bytes, the descriptor says %d", ErrSizeMismatch, fi.Size(), desc.Size)
+	}
+	return true, nil
 }
 
 // CheckBlob hashes the blob's file and reports whether it matches desc.

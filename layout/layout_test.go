@@ -58,6 +58,34 @@ func TestVerifyReader(t *testing.T) {
 	}
 }
 
+// A consumer that stops at desc.Size bytes (an HTTP upload with a content
+// length, which then commits) must never get them all from a bad blob.
+func TestVerifyReaderWithholdsTheLastBytesOfABadBlob(t *testing.T) {
+	good := bytes.Repeat([]byte("layer"), 10000)
+	desc := descOf(good)
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)-1] ^= 1
+	for name, content := range map[string][]byte{
+		"flipped last byte": flipped,
+		"trailing bytes":    append(bytes.Clone(good), 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			vr, err := NewVerifyReader(bytes.NewReader(content), desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(io.LimitReader(vr, desc.Size))
+			if err == nil || int64(len(got)) == desc.Size {
+				t.Fatalf("a consumer got %d of %d bytes of a bad blob (error %v)", len(got), desc.Size, err)
+			}
+		})
+	}
+	vr, _ := NewVerifyReader(bytes.NewReader(good), desc)
+	if got, err := io.ReadAll(io.LimitReader(vr, desc.Size)); err != nil || !bytes.Equal(got, good) {
+		t.Fatalf("good blob through a limit: %d bytes, %v", len(got), err)
+	}
+}
+
 func TestVerifyReaderOneByteAtATime(t *testing.T) {
 	data := bytes.Repeat([]byte("ferry"), 1000)
 	vr, err := NewVerifyReader(io.LimitReader(bytes.NewReader(data), 1<<20), descOf(data))

@@ -44,6 +44,11 @@ func ValidateDigest(d digest.Digest) error {
 // ErrDigestMismatch when the bytes hash to another digest. It never reads
 // more than desc.Size+1 bytes from r.
 //
+// The read that would complete the blob is checked before it returns: a
+// blob that does not match never yields its last bytes, so a consumer that
+// commits when it has every byte (an upload sized to desc.Size, a rename
+// after the copy) never commits a blob that does not verify.
+//
 // This is the one way ferry reads a blob; nothing trusts bytes it has not
 // passed through a verifier.
 func NewVerifyReader(r io.Reader, desc ocispec.Descriptor) (io.Reader, error) {
@@ -76,11 +81,14 @@ func (v *verifyReader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	v.remaining -= int64(n)
 	switch {
-	case err == io.EOF && v.remaining > 0:
-		v.err = fmt.Errorf("blob %s: %w: got %d of %d bytes", v.desc.Digest, ErrSizeMismatch, v.desc.Size-v.remaining, v.desc.Size)
-		return n, v.err
+	case v.remaining == 0:
+		// Withhold the last bytes until the whole blob checks out.
+		if v.err = v.finish(); v.err != io.EOF {
+			return 0, v.err
+		}
+		return n, nil
 	case err == io.EOF:
-		v.err = v.finish()
+		v.err = fmt.Errorf("blob %s: %w: got %d of %d bytes", v.desc.Digest, ErrSizeMismatch, v.desc.Size-v.remaining, v.desc.Size)
 		return n, v.err
 	case err != nil:
 		return n, err

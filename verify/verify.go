@@ -115,6 +115,15 @@ func (r *Report) Err() error {
 	return fmt.Errorf("%w: %d problem(s):\n%s", ErrBundleInvalid, len(r.Problems), strings.Join(lines, "\n"))
 }
 
+// Fail records that blob desc failed verification where it was read (an
+// import verifies the blobs it pushes as they go) and returns Err, which
+// names it and the images it breaks. Like the rest of Report, it is not
+// safe for concurrent use.
+func (r *Report) Fail(desc ocispec.Descriptor, err error) error {
+	r.add(Problem{Digest: desc.Digest, File: layout.BlobName(desc.Digest), Images: r.users[desc.Digest], Err: err})
+	return r.Err()
+}
+
 // Omitted reports whether ferry.json says d was left out of the bundle.
 func (r *Report) omitted(d digest.Digest) bool {
 	if r.Manifest == nil {
@@ -167,7 +176,11 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			continue
 		}
 		ok, err := src.Exists(d)
-		if err != nil {
+		switch {
+		case errors.Is(err, layout.ErrSizeMismatch):
+			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: err})
+			continue
+		case err != nil:
 			return nil, nil, err
 		}
 		switch {

@@ -16,11 +16,19 @@ func newImportCmd(g *globals) *cobra.Command {
 		Short: "Verify a bundle and push it into a registry",
 		Long: `Verify a bundle and push it into a registry.
 
-The whole bundle is verified first (every included blob hashed); if anything
-is wrong, nothing is pushed. Then blobs the destination lacks are pushed,
-manifests children first, and tags last, so a tag never points at an
-incomplete image. What the destination already has is skipped; a tag already
-at the right digest is not touched.
+The bundle's structure is checked first, offline: index.json, every manifest
+(hashed), every blob a manifest references present with its size, ferry.json.
+If anything is wrong, nothing is pushed. Then the blobs the destination lacks
+are pushed, each read once and hashed as it goes out: its last bytes are held
+back until it verifies, so the registry never stores a blob that does not
+match, and a bad blob stops the import before any manifest or tag. Manifests
+go next, children first, and tags last, so a tag never points at an
+incomplete image. What the destination already has is skipped (and not read);
+a tag already at the right digest is not touched.
+
+--verify-first hashes every blob of the bundle before the first push, so a
+corrupt bundle pushes nothing at all, at the cost of reading every blob twice.
+(ferry verify BUNDLE does the same check on its own.)
 
 A tarball (.tar, .tar.gz, a split set, or - for standard input) is read once,
 without extracting: the plan comes from its head, and every blob is hashed as
@@ -35,7 +43,8 @@ needs --to REGISTRY/REPOSITORY.`,
   ferry import ./bundle --to registry.local:5000 --dest-plain-http
   ferry import bundle.tar.000 --to harbor.internal/mirror      # a split set
   cat bundle.tar | ferry import - --to harbor.internal/mirror
-  ferry import ./bundle --to harbor.internal/mirror --dry-run`,
+  ferry import ./bundle --to harbor.internal/mirror --dry-run
+  ferry import ./bundle --to harbor.internal/mirror --verify-first`,
 		Args: exactArgs(1, "BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.To == "" {
@@ -53,6 +62,7 @@ needs --to REGISTRY/REPOSITORY.`,
 	}
 	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
+	cmd.Flags().BoolVar(&opts.VerifyFirst, "verify-first", false, "hash every blob before the first push, so a corrupt bundle pushes nothing at all (reads each blob twice)")
 	cmd.Flags().BoolVar(&opts.NoOverwrite, "no-overwrite", false, "refuse (before pushing anything) to move a tag that points at another image")
 	cmd.Flags().BoolVar(&opts.Harbor, "harbor", false, "the destination is Harbor: check project names by its stricter rules before any request")
 	cmd.Flags().BoolVar(&opts.CreateProjects, "create-projects", false, "create missing Harbor projects (private) through Harbor's API; implies --harbor")
