@@ -48,6 +48,7 @@ type sink interface {
 
 type fileSink struct {
 	f     *os.File
+	w     *layout.SyncBehind
 	final string
 }
 
@@ -60,13 +61,13 @@ func newFileSink(path string) (*fileSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileSink{f: f, final: path}, nil
+	return &fileSink{f: f, w: layout.NewSyncBehind(f), final: path}, nil
 }
 
-func (s *fileSink) Write(p []byte) (int, error) { return s.f.Write(p) }
+func (s *fileSink) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 func (s *fileSink) commit() error {
-	if err := s.f.Sync(); err != nil {
+	if err := s.w.Sync(); err != nil {
 		s.abort()
 		return err
 	}

@@ -88,6 +88,7 @@ type SplitWriter struct {
 type volume struct {
 	final string
 	f     *os.File
+	w     *SyncBehind
 	h     hash.Hash
 	n     int64
 }
@@ -102,7 +103,7 @@ func NewSplitWriter(base string, size int64) (*SplitWriter, error) {
 
 func (s *SplitWriter) next() error {
 	if s.cur != nil {
-		if err := s.cur.f.Sync(); err != nil {
+		if err := s.cur.w.Sync(); err != nil {
 			return err
 		}
 	}
@@ -115,7 +116,7 @@ func (s *SplitWriter) next() error {
 	if err != nil {
 		return fmt.Errorf("creating volume %s: %w", final, err)
 	}
-	s.cur = &volume{final: final, f: f, h: sha256.New()}
+	s.cur = &volume{final: final, f: f, w: NewSyncBehind(f), h: sha256.New()}
 	s.vols = append(s.vols, s.cur)
 	s.avail = s.size
 	return nil
@@ -136,7 +137,7 @@ func (s *SplitWriter) Write(p []byte) (int, error) {
 		if int64(len(chunk)) > s.avail {
 			chunk = chunk[:s.avail]
 		}
-		n, err := s.cur.f.Write(chunk)
+		n, err := s.cur.w.Write(chunk)
 		s.cur.h.Write(chunk[:n])
 		s.cur.n += int64(n)
 		s.avail -= int64(n)
@@ -164,7 +165,7 @@ func (s *SplitWriter) Commit() error {
 	}
 	var sums strings.Builder
 	for _, v := range s.vols {
-		if err := v.f.Sync(); err != nil {
+		if err := v.w.Sync(); err != nil {
 			s.Abort()
 			return err
 		}

@@ -428,6 +428,28 @@ func render(c config, l limits, results []*result, big []string) string {
 		regs := fmt.Sprintf("%.2f", median(reg).Seconds())
 		fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f | %s | %s | %.2f | %s |\n", r.op, r.tool, w.Seconds(), float64(r.bytes)/1e6/w.Seconds(), ratio, human(rss), median(cpu).Seconds(), regs)
 	}
+	// The import ceiling: the destination registry's own work. Were it the
+	// only thing running, with every core to itself, the import could not
+	// take less than its CPU time divided by the cores.
+	var ceiling []string
+	for _, r := range results {
+		if r.tool != "ferry" || !strings.HasPrefix(r.op, "import directory") {
+			continue
+		}
+		var wall, reg []time.Duration
+		for _, s := range r.samples {
+			wall, reg = append(wall, s.wall), append(reg, s.regCPU)
+		}
+		floor := median(reg).Seconds() / float64(runtime.NumCPU())
+		ceiling = append(ceiling, fmt.Sprintf("%s: the registry spent %.2f CPU s, so no import can take less than %.2f s on %d cores; ferry took %.2f s, %.0f%% of that ceiling's speed.",
+			strings.TrimPrefix(r.op, "import directory "), median(reg).Seconds(), floor, runtime.NumCPU(), median(wall).Seconds(), 100*floor/median(wall).Seconds()))
+	}
+	if len(ceiling) > 0 {
+		b.WriteString("\nImport against the receiving registry's own CPU (its median CPU time during ferry's imports):\n\n")
+		for _, line := range ceiling {
+			b.WriteString("- " + line + "\n")
+		}
+	}
 	if len(big) > 0 {
 		b.WriteString("\nOne image with a single " + human(c.big) + " layer, through ferry:\n\n")
 		for _, line := range big {
