@@ -42,7 +42,7 @@ type ImportOptions struct {
 	// reading it once: a blob that does not match is never committed, and
 	// the import stops before any manifest or tag, but blobs pushed before
 	// it stay (unreferenced, and skipped by the next import). A tarball is
-	// always read once.
+	// read once: VerifyFirst refuses one.
 	VerifyFirst bool
 	// NoOverwrite refuses, before anything is pushed, to move a tag that
 	// points at another image. False means such tags are moved and listed
@@ -135,6 +135,9 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		imp.dir = dir
 	} else {
 		// A stream is read once: check its head now, its blobs as they go by.
+		if opts.VerifyFirst {
+			return nil, fmt.Errorf("%w: --verify-first needs a directory bundle; a tarball is read once, so run 'ferry verify %s' first, or extract it and import the directory", ErrInvalidOption, opts.Bundle)
+		}
 		if tr, err = layout.OpenTar(opts.Bundle); err != nil {
 			return nil, err
 		}

@@ -192,6 +192,16 @@ func TestStreamImportRefusesBadTarballs(t *testing.T) {
 	layerEntry := layout.BlobName(layer)
 	whole, _ := os.ReadFile(good)
 
+	// A stream cannot be hashed whole before the first push: VerifyFirst
+	// is refused, before any request, rather than silently not honoured.
+	dst := regtest.New(t, regtest.Distribution)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: good, To: dst.Host + "/m", Dest: plain, VerifyFirst: true}); !errors.Is(err, bundle.ErrInvalidOption) || !strings.Contains(err.Error(), "ferry verify") {
+		t.Fatalf("VerifyFirst with a tarball: %v, want ErrInvalidOption saying what to do", err)
+	}
+	if n := countFiles(t, filepath.Join(dst.Dir, "storage")); n != 0 {
+		t.Errorf("the destination stored %d files", n)
+	}
+
 	cases := map[string]struct {
 		make func(path string)
 		want string

@@ -26,9 +26,9 @@ go next, children first, and tags last, so a tag never points at an
 incomplete image. What the destination already has is skipped (and not read);
 a tag already at the right digest is not touched.
 
---verify-first hashes every blob of the bundle before the first push, so a
-corrupt bundle pushes nothing at all, at the cost of reading every blob twice.
-(ferry verify BUNDLE does the same check on its own.)
+--verify-first hashes every blob of a directory bundle before the first push,
+so a corrupt bundle pushes nothing at all, at the cost of reading every blob
+twice. (ferry verify BUNDLE does the same check on its own, for tarballs too.)
 
 A tarball (.tar, .tar.gz, a split set, or - for standard input) is read once,
 without extracting: the plan comes from its head, and every blob is hashed as
@@ -62,7 +62,7 @@ needs --to REGISTRY/REPOSITORY.`,
 	}
 	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
-	cmd.Flags().BoolVar(&opts.VerifyFirst, "verify-first", false, "hash every blob before the first push, so a corrupt bundle pushes nothing at all (reads each blob twice)")
+	cmd.Flags().BoolVar(&opts.VerifyFirst, "verify-first", false, "directory bundles: hash every blob before the first push, so a corrupt bundle pushes nothing at all (reads each blob twice)")
 	cmd.Flags().BoolVar(&opts.NoOverwrite, "no-overwrite", false, "refuse (before pushing anything) to move a tag that points at another image")
 	cmd.Flags().BoolVar(&opts.Harbor, "harbor", false, "the destination is Harbor: check project names by its stricter rules before any request")
 	cmd.Flags().BoolVar(&opts.CreateProjects, "create-projects", false, "create missing Harbor projects (private) through Harbor's API; implies --harbor")

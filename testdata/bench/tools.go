@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,6 +226,7 @@ func (e *env) measure(ctx context.Context, o op, tool string, round int) (sample
 		if cmds == nil {
 			return sample{}, false, nil
 		}
+		warm(e.src.Dir)
 		s, err := timed(cmds, e.src)
 		return s, true, err
 	}
@@ -238,18 +241,21 @@ func (e *env) measure(ctx context.Context, o op, tool string, round int) (sample
 	dirs := e.prepared[tool]
 	switch o.kind {
 	case "import":
+		warm(dirs[0])
 		s, err := timed(e.importCmds(tool, e.v1, dirs[0], dst), dst)
 		return s, true, err
 	case "reimport":
 		if _, err := timed(e.importCmds(tool, e.v1, dirs[0], dst), nil); err != nil {
 			return sample{}, false, err
 		}
+		warm(dirs[0])
 		s, err := timed(e.importCmds(tool, e.v1, dirs[0], dst), dst)
 		return s, true, err
 	case "delta":
 		if _, err := timed(e.importCmds(tool, e.v1, dirs[0], dst), nil); err != nil {
 			return sample{}, false, err
 		}
+		warm(dirs[1])
 		s, err := timed(e.importCmds(tool, e.v2, dirs[1], dst), dst)
 		return s, true, err
 	}
@@ -289,4 +295,20 @@ func (e *env) bigBlob(ctx context.Context) ([]string, error) {
 	log("%s", line("big blob export → tarball", exp))
 	log("%s", line("big blob import from tarball", imp))
 	return []string{line("export → tarball", exp), line("import from the tarball", imp)}, nil
+}
+
+// warm reads every file under dir, untimed, so that each tool starts with
+// its input in the page cache. Without it, whichever tool runs first in a
+// round reads from disk what the imports before it pushed out of memory.
+func warm(dir string) {
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if f, err := os.Open(path); err == nil {
+			io.Copy(io.Discard, f)
+			f.Close()
+		}
+		return nil
+	})
 }
