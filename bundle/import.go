@@ -309,11 +309,14 @@ type importer struct {
 	dir *layout.Dir
 	// verified says every blob in dir was hashed before the first push.
 	verified bool
-	graph    *layout.Graph
-	report   *verify.Report
-	dest     Destination
-	jobs     int
-	prog     Progress
+	// presentIn names, per blob, a destination repository that already
+	// holds it; the repositories that lack it get it by a mount.
+	presentIn map[digest.Digest]string
+	graph     *layout.Graph
+	report    *verify.Report
+	dest      Destination
+	jobs      int
+	prog      Progress
 
 	mu sync.Mutex // guards report once pushes run in parallel
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote"
@@ -70,6 +71,15 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, target
 	}
 	if err := eg.Wait(); err != nil {
 		return nil, err
+	}
+	// A blob already in one repository is mounted, not sent again, into
+	// the others that lack it (an import killed between the upload and
+	// the mounts leaves exactly that).
+	imp.presentIn = map[digest.Digest]string{}
+	for i, rb := range all {
+		if _, ok := imp.presentIn[rb.Desc.Digest]; !ok && state[i] == present {
+			imp.presentIn[rb.Desc.Digest] = rb.Repository
+		}
 	}
 	var missing []RepoBlob
 	var lost []string

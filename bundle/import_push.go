@@ -49,24 +49,29 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 				return nil
 			}
 			targets := byDigest[d]
-			first := targets[0]
-			if err := imp.pushBlob(ctx, first, imp.prog); err != nil {
-				failed.Store(true)
-				return err
-			}
-			mounted := 0
-			for _, rb := range targets[1:] {
-				if err := imp.mountOrPush(ctx, rb, first.Repository); err != nil {
+			from, pushed := imp.presentIn[d], false
+			if from == "" {
+				if err := imp.pushBlob(ctx, targets[0], imp.prog); err != nil {
 					failed.Store(true)
 					return err
 				}
-				mounted++
+				from, pushed, targets = targets[0].Repository, true, targets[1:]
+			} else {
+				imp.prog.Add(targets[0].Desc.Size)
+			}
+			for _, rb := range targets {
+				if err := imp.mountOrPush(ctx, rb, from); err != nil {
+					failed.Store(true)
+					return err
+				}
 			}
 			mu.Lock()
-			sum.Transferred++
-			sum.TransferredBytes += first.Desc.Size
-			sum.Mounted += mounted
-			mu.Unlock()
+			defer mu.Unlock()
+			if pushed {
+				sum.Transferred++
+				sum.TransferredBytes += byDigest[d][0].Desc.Size
+			}
+			sum.Mounted += len(targets)
 			return nil
 		})
 	}
@@ -235,11 +240,21 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 			return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
 		}
 		targets := need[desc.Digest]
-		if len(targets) == 0 || dryRun {
+		from := imp.presentIn[desc.Digest]
+		if len(targets) == 0 || dryRun || from != "" {
 			if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
 				return imp.bundleFault(desc, err)
 			}
 			imp.report.Seen(desc)
+			if !dryRun {
+				// Already in another repository: mounted, not sent again.
+				for _, rb := range targets {
+					if err := imp.mountOrPush(ctx, rb, from); err != nil {
+						return err
+					}
+					sum.Mounted++
+				}
+			}
 			continue
 		}
 		repo, err := imp.repo(targets[0].Repository)

@@ -1,16 +1,20 @@
 package bundle_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/layout"
@@ -306,5 +310,99 @@ func TestInvalidDestinationNamesFailBeforeAnyRequest(t *testing.T) {
 		if !errors.Is(err, bundle.ErrInvalidReference) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("--to %s (harbor %v): %v", tc.to, tc.harbor, err)
 		}
+	}
+}
+
+// A blob the destination already holds in one repository is mounted into
+// the others that need it, never sent again: what an import killed between
+// an upload and its mounts leaves behind.
+func TestImportMountsWhatAnotherRepositoryHolds(t *testing.T) {
+	ctx := context.Background()
+	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
+	out := filepath.Join(t.TempDir(), "bundle")
+	tarball := out + ".tar"
+	for _, o := range []string{out, tarball} {
+		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: o, Source: plain}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The blob most repositories share.
+	users := map[digest.Digest]map[string]bool{}
+	for _, img := range set.Images {
+		for _, d := range set.Graph[img.Root.Digest] {
+			if layout.IsManifest(d.MediaType) {
+				continue
+			}
+			if users[d.Digest] == nil {
+				users[d.Digest] = map[string]bool{}
+			}
+			users[d.Digest][img.Repository] = true
+		}
+	}
+	var shared digest.Digest
+	for d, u := range users {
+		if len(u) > len(users[shared]) {
+			shared = d
+		}
+	}
+	if len(users[shared]) < 2 {
+		t.Fatal("the test set has no blob shared by two repositories")
+	}
+	for _, bundlePath := range []string{out, tarball} {
+		t.Run(filepath.Base(bundlePath), func(t *testing.T) {
+			dst := regtest.New(t, regtest.Distribution)
+			var holder string
+			for r := range users[shared] {
+				holder = r
+				break
+			}
+			// Seed the destination: the shared blob in one repository only.
+			repo, _ := remote.NewRepository(dst.Host + "/mirror/" + holder)
+			repo.PlainHTTP = true
+			data, err := os.ReadFile(filepath.Join(out, layout.BlobName(shared)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var desc ocispec.Descriptor
+			for _, img := range set.Images {
+				for _, d := range set.Graph[img.Root.Digest] {
+					if d.Digest == shared {
+						desc = d
+					}
+				}
+			}
+			if err := repo.Blobs().Push(ctx, desc, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			var puts []string
+			var mu sync.Mutex
+			proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+					mu.Lock()
+					puts = append(puts, r.URL.Query().Get("digest"))
+					mu.Unlock()
+				}
+				return false
+			})
+			res, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: bundlePath, To: proxy + "/mirror", Dest: plain})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range puts {
+				if d == shared.String() {
+					t.Errorf("the shared blob was sent again, though %s held it", holder)
+				}
+			}
+			if res.Summary.Mounted < len(users[shared])-1 {
+				t.Errorf("mounted %d blobs, want at least %d (the shared one into every other repository)", res.Summary.Mounted, len(users[shared])-1)
+			}
+			for r := range users[shared] {
+				repo, _ := remote.NewRepository(dst.Host + "/mirror/" + r)
+				repo.PlainHTTP = true
+				if ok, err := repo.Blobs().Exists(ctx, desc); err != nil || !ok {
+					t.Errorf("%s lacks the shared blob after the import: %v", r, err)
+				}
+			}
+		})
 	}
 }
