@@ -17,7 +17,9 @@ import (
 )
 
 // missingBlobs HEADs every config and layer in every repository that needs
-// it and returns those the destination lacks and the bundle carries.
+// it and returns those the destination lacks and the bundle carries. It
+// records in imp.presentIn a repository holding each blob it found, so
+// that pushBlobs and pushStream mount rather than send those again.
 //
 // A blob the bundle omits (a delta) and the target repository lacks is
 // mounted from a repository where ferry.json says it lives, mapped through

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-oci/ferry/layout"
@@ -51,7 +52,7 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 			targets := byDigest[d]
 			from, pushed := imp.presentIn[d], false
 			if from == "" {
-				if err := imp.pushBlob(ctx, targets[0], imp.prog); err != nil {
+				if err := imp.pushBlob(ctx, targets[0]); err != nil {
 					failed.Store(true)
 					return err
 				}
@@ -84,7 +85,7 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 // committed. A transient failure starts over in a new upload session, after
 // a HEAD in case the last attempt did arrive; a chunk is never re-sent into
 // a session that failed.
-func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) error {
+func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob) error {
 	repo, err := imp.repo(rb.Repository)
 	if err != nil {
 		return err
@@ -99,7 +100,7 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 	var sent int64
 	err = withRetry(ctx, func(attempt int) error {
 		if attempt > 0 {
-			prog.Add(-sent)
+			imp.prog.Add(-sent)
 			sent = 0
 			if ok, err := repo.Blobs().Exists(ctx, rb.Desc); err != nil {
 				return err
@@ -113,7 +114,7 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
 		}
 		defer rc.Close()
-		rec := &readErr{r: countingReader{rc, progressFunc(func(n int64) { sent += n; prog.Add(n) })}}
+		rec := &readErr{r: countingReader{rc, progressFunc(func(n int64) { sent += n; imp.prog.Add(n) })}}
 		uctx, slot := withUploadSlot(ctx)
 		err = repo.Blobs().Push(uctx, rb.Desc, rec)
 		if err != nil {
@@ -130,9 +131,15 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob, prog Progress) e
 	case badBlob(err):
 		return imp.bundleFault(rb.Desc, err)
 	case registryRejectedDigest(err):
-		return imp.bundleFault(rb.Desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
+		return imp.rejectedDigest(rb.Desc, err)
 	}
 	return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
+}
+
+// rejectedDigest is the bundle's fault when the destination refused an
+// upload because the bytes hashed to another digest than desc's.
+func (imp *importer) rejectedDigest(desc ocispec.Descriptor, err error) error {
+	return imp.bundleFault(desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
 }
 
 // badBlob reports whether err says a blob of the bundle is not what its
@@ -239,54 +246,58 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 		if err != nil {
 			return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
 		}
-		targets := need[desc.Digest]
-		from := imp.presentIn[desc.Digest]
-		if len(targets) == 0 || dryRun || from != "" {
-			if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
-				return imp.bundleFault(desc, err)
-			}
-			imp.report.Seen(desc)
-			if !dryRun {
-				// Already in another repository: mounted, not sent again.
-				for _, rb := range targets {
-					if err := imp.mountOrPush(ctx, rb, from); err != nil {
-						return err
-					}
-					sum.Mounted++
-				}
-			}
-			continue
+		// Pushed to the first repository that lacks it, then mounted into
+		// the others; mounted into all of them when the destination holds
+		// it elsewhere already; hashed and dropped when nothing needs it.
+		targets, from := need[desc.Digest], imp.presentIn[desc.Digest]
+		if dryRun {
+			targets = nil
 		}
-		repo, err := imp.repo(targets[0].Repository)
-		if err != nil {
-			return err
-		}
-		rec := &readErr{r: countingReader{r, imp.prog}}
-		uctx, slot := withUploadSlot(ctx)
-		if err := repo.Blobs().Push(uctx, desc, rec); err != nil {
-			imp.c.cancelUpload(ctx, slot)
-			// The registry may answer before our reader reports the fault
-			// (it checks the digest too): the bundle's fault comes first.
-			if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
-				return imp.bundleFault(desc, rec.err)
+		if len(targets) > 0 && from == "" {
+			if err := imp.pushFromStream(ctx, desc, r, targets[0].Repository); err != nil {
+				return err
 			}
-			if registryRejectedDigest(err) {
-				return imp.bundleFault(desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
-			}
-			return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, targets[0].Repository, err)
+			sum.Transferred++
+			sum.TransferredBytes += desc.Size
+			from, targets = targets[0].Repository, targets[1:]
+		} else if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
+			return imp.bundleFault(desc, err)
 		}
 		imp.report.Seen(desc)
-		for _, rb := range targets[1:] {
-			if err := imp.mountOrPush(ctx, rb, targets[0].Repository); err != nil {
+		for _, rb := range targets {
+			if err := imp.mountOrPush(ctx, rb, from); err != nil {
 				return err
 			}
 			sum.Mounted++
 		}
-		sum.Transferred++
-		sum.TransferredBytes += desc.Size
 	}
 	imp.report.Finish(tr.Name())
 	return imp.report.Err()
+}
+
+// pushFromStream uploads the blob r yields to repository, verified on the
+// way. A fault in the stream is the bundle's, and named as such.
+func (imp *importer) pushFromStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, repository string) error {
+	repo, err := imp.repo(repository)
+	if err != nil {
+		return err
+	}
+	rec := &readErr{r: countingReader{r, imp.prog}}
+	uctx, slot := withUploadSlot(ctx)
+	err = repo.Blobs().Push(uctx, desc, rec)
+	if err == nil {
+		return nil
+	}
+	imp.c.cancelUpload(ctx, slot)
+	// The registry may answer before our reader reports the fault (it
+	// checks the digest too): the bundle's fault comes first.
+	switch {
+	case rec.err != nil && !errors.Is(rec.err, context.Canceled):
+		return imp.bundleFault(desc, rec.err)
+	case registryRejectedDigest(err):
+		return imp.rejectedDigest(desc, err)
+	}
+	return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, repository, err)
 }
 
 // readErr remembers the first error other than io.EOF its reader returned.

@@ -44,21 +44,13 @@ func makeCerts(dir string, client bool) (certFiles, error) {
 		return out, err
 	}
 	ca, _ := x509.ParseCertificate(caDER)
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return out, err
-	}
-	srvTmpl := &x509.Certificate{
+	srvDER, srvKey, err := issue(ca, caKey, &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		DNSNames:     []string{"localhost"},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	})
 	if err != nil {
 		return out, err
 	}
@@ -82,19 +74,11 @@ func makeCerts(dir string, client bool) (certFiles, error) {
 	if !client {
 		return out, nil
 	}
-	cliKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return out, err
-	}
-	cliTmpl := &x509.Certificate{
+	cliDER, cliKey, err := issue(ca, caKey, &x509.Certificate{
 		SerialNumber: big.NewInt(3),
 		Subject:      pkix.Name{CommonName: "ferry test client"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	cliDER, err := x509.CreateCertificate(rand.Reader, cliTmpl, ca, &cliKey.PublicKey, caKey)
+	})
 	if err != nil {
 		return out, err
 	}
@@ -102,6 +86,20 @@ func makeCerts(dir string, client bool) (certFiles, error) {
 		return out, err
 	}
 	return out, writeKey(filepath.Join(out.clientDir, "client.key"), cliKey)
+}
+
+// issue makes a key and a day-long certificate for it from tmpl (subject,
+// serial, usage, names), signed by the CA.
+func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, tmpl *x509.Certificate) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	return der, key, err
 }
 
 func writePEMs(files map[string]*pem.Block) error {
