@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
@@ -158,7 +160,16 @@ func (e *env) importCmds(tool string, set *imagegen.Set, dir string, dst *regtes
 			cmds = append(cmds, e.cmd(tool, "copy", "--all", "--insecure-policy", "--dest-tls-verify=false", "oci:"+dir+":"+tagName(img), "docker://"+to+"/"+img.Repository+":"+img.Tag))
 		}
 	case "crane":
-		cmds = append(cmds, e.cmd(tool, "push", "--insecure", "--index", dir, to+"/all:layout"))
+		// crane pushes a layout of many images only as one index in one
+		// repository. To end where every other tool ends, each image at
+		// its own name, crane then copies each image out of that index by
+		// digest; within one registry the copy mounts the blobs, so each
+		// is still sent once. That is the quickest way crane does the job.
+		all := to + "/all"
+		cmds = append(cmds, e.cmd(tool, "push", "--insecure", "--index", dir, all+":layout"))
+		for _, img := range set.Images {
+			cmds = append(cmds, e.cmd(tool, "copy", "--insecure", all+"@"+img.Root.Digest.String(), to+"/"+img.Repository+":"+img.Tag))
+		}
 	case "regctl":
 		for _, img := range set.Images {
 			cmds = append(cmds, e.cmd(tool, "image", "copy", "ocidir://"+dir+":"+tagName(img), to+"/"+img.Repository+":"+img.Tag))
@@ -228,6 +239,11 @@ func (e *env) measure(ctx context.Context, o op, tool string, round int) (sample
 		}
 		warm(e.src.Dir)
 		s, err := timed(cmds, e.src)
+		if err == nil {
+			start := time.Now()
+			syscall.Sync()
+			s.onDisk = s.wall + time.Since(start)
+		}
 		return s, true, err
 	}
 	dst, err := regtest.Start(ctx, o.dest, out+"-registry", regtest.Options{})
