@@ -129,6 +129,104 @@ func TestImportSurvivesFlakyDestination(t *testing.T) {
 	assertImported(t, set, dst.Host, "mirror")
 }
 
+// An upload from a tarball that fails after its bytes have gone by is tried
+// again with the blob read anew from the file; a gzipped tarball cannot be
+// read again, so there the import stops, pushes no tag, and a re-run
+// finishes it.
+func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
+	ctx := context.Background()
+	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
+	work := t.TempDir()
+	dst := regtest.New(t, regtest.Distribution)
+	for _, name := range []string{"b.tar", "b.tar.gz"} {
+		out := filepath.Join(work, name)
+		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: plain}); err != nil {
+			t.Fatal(err)
+		}
+		// The first PUT of every blob is read to the end, then refused.
+		var puts once
+		var faults atomic.Int32
+		var healed atomic.Bool
+		proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+			if !healed.Load() && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && puts.first(r.URL.Query().Get("digest")) {
+				io.Copy(io.Discard, r.Body)
+				faults.Add(1)
+				http.Error(w, "upstream hiccup", http.StatusBadGateway)
+				return true
+			}
+			return false
+		})
+		repo := strings.TrimSuffix(strings.ReplaceAll(name, ".", "-"), "-")
+		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/" + repo, Dest: plain})
+		if faults.Load() == 0 {
+			t.Fatalf("%s: no fault injected", name)
+		}
+		if name == "b.tar" {
+			if err != nil {
+				t.Fatalf("%s: import through refused uploads: %v", name, err)
+			}
+			assertImported(t, set, dst.Host, repo)
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "502") {
+			t.Fatalf("%s: import through refused uploads: %v, want the registry's 502", name, err)
+		}
+		for _, img := range set.Images {
+			if got := tags(t, dst.Host, repo+"/"+img.Repository); len(got) > 0 {
+				t.Fatalf("%s: a failed import left tags %v on %s", name, got, img.Repository)
+			}
+		}
+		// Once the registry is well again, a re-run finishes it.
+		healed.Store(true)
+		if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/" + repo, Dest: plain}); err != nil {
+			t.Fatalf("%s: re-run: %v", name, err)
+		}
+		assertImported(t, set, dst.Host, repo)
+	}
+}
+
+// A registry that answers a mount with a new upload session gets the blob
+// uploaded instead: from a tarball file, read again from its place; a
+// gzipped tarball cannot be read again, and the error says so.
+func TestTarballImportUploadsWhatTheRegistryWillNotMount(t *testing.T) {
+	ctx := context.Background()
+	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
+	work := t.TempDir()
+	dst := regtest.New(t, regtest.Distribution)
+	var refused atomic.Int32
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		if q := r.URL.Query(); r.Method == http.MethodPost && q.Get("mount") != "" {
+			q.Del("mount")
+			q.Del("from")
+			r.URL.RawQuery = q.Encode() // the registry opens an upload session: 202
+			refused.Add(1)
+		}
+		return false
+	})
+	for _, name := range []string{"b.tar", "b.tar.gz"} {
+		out := filepath.Join(work, name)
+		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: plain}); err != nil {
+			t.Fatal(err)
+		}
+		repo := strings.ReplaceAll(name, ".", "-")
+		refused.Store(0)
+		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/" + repo, Dest: plain})
+		if refused.Load() == 0 {
+			t.Fatalf("%s: no mount was asked for", name)
+		}
+		if name == "b.tar" {
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			assertImported(t, set, dst.Host, repo)
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "cannot be read twice") {
+			t.Fatalf("%s: %v, want an error that says the tarball cannot be read twice", name, err)
+		}
+	}
+}
+
 func TestImportFailsFastOnPermanentErrors(t *testing.T) {
 	ctx := context.Background()
 	_, set, out := exportSet(t, regtest.Distribution)

@@ -142,6 +142,7 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 			return nil, err
 		}
 		defer tr.Close()
+		imp.tar = tr
 		if imp.report, err = verify.Head(ctx, tr); err != nil {
 			return nil, err
 		}
@@ -307,6 +308,8 @@ type importer struct {
 	c *client
 	// dir is the bundle directory; nil when the bundle is a stream.
 	dir *layout.Dir
+	// tar is the bundle tarball being streamed; nil for a directory.
+	tar *layout.TarReader
 	// verified says every blob in dir was hashed before the first push.
 	verified bool
 	// presentIn names, per blob, a destination repository that already

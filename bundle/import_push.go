@@ -79,73 +79,87 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 	return eg.Wait()
 }
 
-// pushBlob streams one blob from the bundle to a repository, hashed on the
-// way unless the whole bundle was hashed before (VerifyFirst): the last
-// bytes go out only once the blob verifies, so a bad blob is never
-// committed. A transient failure starts over in a new upload session, after
-// a HEAD in case the last attempt did arrive; a chunk is never re-sent into
-// a session that failed.
+// pushBlob uploads one blob from the bundle directory to rb.Repository,
+// hashed on the way out (or, after VerifyFirst, only size-checked: the
+// registry hashes it again before it commits the upload).
 func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob) error {
-	repo, err := imp.repo(rb.Repository)
-	if err != nil {
-		return err
-	}
-	open := func() (io.ReadCloser, error) { return imp.dir.Fetch(ctx, rb.Desc) }
+	open := func(int) (io.ReadCloser, error) { return imp.dir.Fetch(ctx, rb.Desc) }
 	if imp.verified {
 		// Hashed already, and the registry hashes it again before it
 		// commits the upload under its digest: a third hash would only
 		// cost CPU the registry needs.
-		open = func() (io.ReadCloser, error) { return imp.dir.OpenChecked(rb.Desc) }
+		open = func(int) (io.ReadCloser, error) { return imp.dir.OpenChecked(rb.Desc) }
+	}
+	return imp.upload(ctx, rb.Desc, rb.Repository, true, open)
+}
+
+// upload pushes one blob to repository, reading it through open, which is
+// told the attempt (0 first). A transient failure is tried again, after a
+// HEAD in case the blob arrived after all, unless retry is false (bytes
+// that cannot be read twice). A fault in the bundle's bytes is final and
+// reported as the bundle's.
+func (imp *importer) upload(ctx context.Context, desc ocispec.Descriptor, repository string, retry bool, open func(attempt int) (io.ReadCloser, error)) error {
+	repo, err := imp.repo(repository)
+	if err != nil {
+		return err
 	}
 	var sent int64
-	err = withRetry(ctx, func(attempt int) error {
+	try := func(attempt int) error {
 		if attempt > 0 {
 			imp.prog.Add(-sent)
 			sent = 0
-			if ok, err := repo.Blobs().Exists(ctx, rb.Desc); err != nil {
+			if ok, err := repo.Blobs().Exists(ctx, desc); err != nil {
 				return err
 			} else if ok {
 				return nil
 			}
-			imp.prog.Logf("retrying blob %s to %s (attempt %d)", rb.Desc.Digest, rb.Repository, attempt+1)
+			imp.prog.Logf("retrying blob %s to %s (attempt %d)", desc.Digest, repository, attempt+1)
 		}
-		rc, err := open()
+		rc, err := open(attempt)
 		if err != nil {
-			return fmt.Errorf("reading blob %s from the bundle: %w", rb.Desc.Digest, err)
+			return &bundleErr{fmt.Errorf("reading it from the bundle: %w", err)}
 		}
 		defer rc.Close()
 		rec := &readErr{r: countingReader{rc, progressFunc(func(n int64) { sent += n; imp.prog.Add(n) })}}
 		uctx, slot := withUploadSlot(ctx)
-		err = repo.Blobs().Push(uctx, rb.Desc, rec)
-		if err != nil {
-			imp.c.cancelUpload(ctx, slot)
-			if badBlob(rec.err) {
-				return rec.err
-			}
+		err = repo.Blobs().Push(uctx, desc, rec)
+		if err == nil {
+			return nil
+		}
+		imp.c.cancelUpload(ctx, slot)
+		// The registry may answer before our reader reports the fault (it
+		// checks the digest too): the bundle's fault comes first.
+		if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
+			return &bundleErr{rec.err}
 		}
 		return expiredDuringUpload(err, attempt)
-	})
+	}
+	if retry {
+		err = withRetry(ctx, try)
+	} else {
+		err = try(0)
+	}
+	var be *bundleErr
 	switch {
 	case err == nil:
 		return nil
-	case badBlob(err):
-		return imp.bundleFault(rb.Desc, err)
+	case errors.As(err, &be):
+		return imp.bundleFault(desc, be.err)
 	case registryRejectedDigest(err):
-		return imp.rejectedDigest(rb.Desc, err)
+		return imp.rejectedDigest(desc, err)
 	}
-	return fmt.Errorf("destination: pushing blob %s to %s: %w", rb.Desc.Digest, rb.Repository, err)
+	return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, repository, err)
 }
 
-// rejectedDigest is the bundle's fault when the destination refused an
-// upload because the bytes hashed to another digest than desc's.
+// bundleErr marks a fault in the bundle's bytes met during an upload: final,
+// and reported as the bundle's.
+type bundleErr struct{ err error }
+
+func (e *bundleErr) Error() string { return e.err.Error() }
+func (e *bundleErr) Unwrap() error { return e.err }
+
 func (imp *importer) rejectedDigest(desc ocispec.Descriptor, err error) error {
 	return imp.bundleFault(desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
-}
-
-// badBlob reports whether err says a blob of the bundle is not what its
-// descriptor says.
-func badBlob(err error) bool {
-	return errors.Is(err, layout.ErrDigestMismatch) || errors.Is(err, layout.ErrSizeMismatch)
 }
 
 // mountOrPush makes a blob that is already in repository from appear in
@@ -157,10 +171,13 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 		return err
 	}
 	getContent := func() (io.ReadCloser, error) {
-		if imp.dir == nil {
-			return nil, fmt.Errorf("the registry did not mount %s from %s, and a stream cannot be read twice", rb.Desc.Digest, from)
+		switch {
+		case imp.dir != nil:
+			return imp.dir.Fetch(ctx, rb.Desc)
+		case imp.tar != nil && imp.tar.CanReopen():
+			return imp.tar.Reopen(ctx, rb.Desc)
 		}
-		return imp.dir.Fetch(ctx, rb.Desc)
+		return nil, fmt.Errorf("the registry did not mount %s from %s, and a compressed or split tarball, or standard input, cannot be read twice", rb.Desc.Digest, from)
 	}
 	if err := repo.Mount(ctx, rb.Desc, from, getContent); err != nil {
 		return fmt.Errorf("destination: mounting blob %s from %s into %s: %w", rb.Desc.Digest, from, rb.Repository, err)
@@ -254,7 +271,7 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 			targets = nil
 		}
 		if len(targets) > 0 && from == "" {
-			if err := imp.pushFromStream(ctx, desc, r, targets[0].Repository); err != nil {
+			if err := imp.pushFromStream(ctx, tr, desc, r, targets[0].Repository); err != nil {
 				return err
 			}
 			sum.Transferred++
@@ -276,28 +293,17 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 }
 
 // pushFromStream uploads the blob r yields to repository, verified on the
-// way. A fault in the stream is the bundle's, and named as such.
-func (imp *importer) pushFromStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, repository string) error {
-	repo, err := imp.repo(repository)
-	if err != nil {
-		return err
-	}
-	rec := &readErr{r: countingReader{r, imp.prog}}
-	uctx, slot := withUploadSlot(ctx)
-	err = repo.Blobs().Push(uctx, desc, rec)
-	if err == nil {
-		return nil
-	}
-	imp.c.cancelUpload(ctx, slot)
-	// The registry may answer before our reader reports the fault (it
-	// checks the digest too): the bundle's fault comes first.
-	switch {
-	case rec.err != nil && !errors.Is(rec.err, context.Canceled):
-		return imp.bundleFault(desc, rec.err)
-	case registryRejectedDigest(err):
-		return imp.rejectedDigest(desc, err)
-	}
-	return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, repository, err)
+// way. When an upload fails after the stream's bytes have gone by, it is
+// tried again with the blob read anew from its place in the tarball file; a
+// compressed or split tarball, or standard input, cannot be read again, and
+// the import fails (a re-run skips what arrived).
+func (imp *importer) pushFromStream(ctx context.Context, tr *layout.TarReader, desc ocispec.Descriptor, r io.Reader, repository string) error {
+	return imp.upload(ctx, desc, repository, tr.CanReopen(), func(attempt int) (io.ReadCloser, error) {
+		if attempt == 0 {
+			return io.NopCloser(r), nil
+		}
+		return tr.Reopen(ctx, desc)
+	})
 }
 
 // readErr remembers the first error other than io.EOF its reader returned.

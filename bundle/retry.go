@@ -31,6 +31,10 @@ func transient(err error) bool {
 			return false
 		}
 	}
+	var be *bundleErr
+	if errors.As(err, &be) {
+		return false // the bundle's bytes are at fault: another try reads the same
+	}
 	if errors.Is(err, errTokenExpired) {
 		return true
 	}

@@ -35,7 +35,22 @@ type TarReader struct {
 	partial *BundleManifest // ferry.json while the head is being read
 	pending *tar.Header
 	last    io.Reader // the blob handed out last, drained before the next
+
+	// For Reopen: pos counts the bytes of the (uncompressed) tarball the
+	// tar reader has consumed, so right after a header it is where that
+	// entry's data starts (dataStart); offsets holds that place for each
+	// blob handed out. path is the tarball file when it can be read again
+	// at those offsets (one uncompressed file), empty otherwise.
+	pos       *posReader
+	gzipped   bool
+	dataStart int64
+	path      string
+	offsets   map[digest.Digest]int64
 }
+
+// ErrNotReopenable: a blob of a compressed or split tarball, or of
+// standard input, cannot be read a second time.
+var ErrNotReopenable = errors.New("this tarball can only be read once (compressed, split, or standard input)")
 
 // Head is what a reader can plan from: everything before the first config
 // or layer.
@@ -71,6 +86,7 @@ func OpenTar(p string) (*TarReader, error) {
 		r      io.Reader
 		closer io.Closer
 		where  = func() string { return "" }
+		path   string // a file whose blobs can be read again
 	)
 	switch base := SplitBase(p); {
 	case p == "-":
@@ -87,6 +103,9 @@ func OpenTar(p string) (*TarReader, error) {
 			return nil, err
 		}
 		r, closer = f, f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			path = p
+		}
 	}
 	name := p
 	if p == "-" {
@@ -98,6 +117,9 @@ func OpenTar(p string) (*TarReader, error) {
 		return nil, err
 	}
 	tr.closer, tr.where = closer, where
+	if !tr.gzipped {
+		tr.path = path
+	}
 	return tr, nil
 }
 
@@ -110,14 +132,17 @@ func NewTarReader(r io.Reader, name string) (*TarReader, error) {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	var src io.Reader = br
-	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	gzipped := len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b
+	if gzipped {
 		zr, err := pgzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: gzip: %w", name, err)
 		}
 		src = zr
 	}
-	return &TarReader{name: name, where: func() string { return "" }, tr: tar.NewReader(src), seen: map[string]bool{}}, nil
+	pos := &posReader{r: src}
+	return &TarReader{name: name, where: func() string { return "" }, tr: tar.NewReader(pos), seen: map[string]bool{},
+		pos: pos, gzipped: gzipped, offsets: map[digest.Digest]int64{}}, nil
 }
 
 // Close closes the files behind the reader.
@@ -154,6 +179,7 @@ func (t *TarReader) wrap(entry string, err error) error {
 func (t *TarReader) next() (*tar.Header, error) {
 	for {
 		hdr, err := t.tr.Next()
+		t.dataStart = t.pos.n
 		if err == io.EOF {
 			return nil, io.EOF
 		}
@@ -355,6 +381,9 @@ func (t *TarReader) NextBlob() (ocispec.Descriptor, io.Reader, error) {
 		if err != nil {
 			return ocispec.Descriptor{}, nil, t.wrap(hdr.Name, err)
 		}
+		if !sparse(hdr) {
+			t.offsets[d] = t.dataStart
+		}
 		name := hdr.Name
 		t.last = entryReader{vr, func(err error) error { return t.wrap(name, err) }}
 		return desc, t.last, nil
@@ -372,5 +401,57 @@ func (e entryReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		err = e.wrap(err)
 	}
+	return n, err
+}
+
+// Reopen reads a blob NextBlob has handed out again, from its place in the
+// tarball file, verified like the first time: for another attempt at an
+// upload whose bytes have already gone by. Only an uncompressed tarball
+// file can be read again; anything else returns ErrNotReopenable.
+func (t *TarReader) Reopen(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	if t.path == "" {
+		return nil, fmt.Errorf("blob %s: %w", desc.Digest, ErrNotReopenable)
+	}
+	off, ok := t.offsets[desc.Digest]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w (not among the blobs read so far)", desc.Digest, ErrBlobNotFound)
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil, err
+	}
+	vr, err := NewVerifyReader(ctxReader{ctx, io.NewSectionReader(f, off, desc.Size)}, desc)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	name := BlobName(desc.Digest)
+	return readCloser{entryReader{vr, func(err error) error { return t.wrap(name, err) }}, f}, nil
+}
+
+// CanReopen reports whether Reopen can read blobs again.
+func (t *TarReader) CanReopen() bool { return t.path != "" }
+
+// sparse reports whether an entry's data is stored sparse (PAX GNU.sparse
+// records): its bytes in the file are not its content, so it is never read
+// again from an offset.
+func sparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// posReader counts the bytes read through it.
+type posReader struct {
+	r io.Reader
+	n int64
+}
+
+func (p *posReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
 	return n, err
 }
