@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -17,12 +18,17 @@ import (
 )
 
 // DefaultJobs is how many blobs move at once when an options struct leaves
-// Jobs at zero.
-const DefaultJobs = 8
+// Jobs at zero: four per CPU, at least 8 and at most 32. A transfer mostly
+// waits (on the network, on the registry's fsync), and each one hashes on
+// at most one core, so a few per core keep the cores and the link busy
+// without opening more connections than a registry expects from a client.
+// On 2 cores that is 8; --jobs 2, 4 and 8 were measured there, and 8 was as
+// fast as any.
+func DefaultJobs() int { return min(max(4*runtime.NumCPU(), 8), 32) }
 
 func jobsOrDefault(n int) int {
 	if n <= 0 {
-		return DefaultJobs
+		return DefaultJobs()
 	}
 	return n
 }

@@ -61,7 +61,7 @@ first, then manifests, then tags; skipping what is already there.`,
 		Version:       version,
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output, only the summary and errors")
-	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", bundle.DefaultJobs, "how many blobs move at once")
+	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", bundle.DefaultJobs(), "how many blobs move at once")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g), newLoginCmd(g), newLogoutCmd(g))
 	return root
