@@ -94,10 +94,12 @@ func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob) error {
 }
 
 // upload pushes one blob to repository, reading it through open, which is
-// told the attempt (0 first). A transient failure is tried again, after a
-// HEAD in case the blob arrived after all, unless retry is false (bytes
-// that cannot be read twice). A fault in the bundle's bytes is final and
-// reported as the bundle's.
+// told the attempt (0 first). Readers that verify hold the last bytes back
+// until the blob verifies, so a bad blob is never committed. A transient
+// failure starts over in a new upload session, after a HEAD in case the
+// last attempt did arrive (a chunk is never re-sent into a session that
+// failed), unless retry is false: bytes that cannot be read twice. A fault
+// in the bundle's bytes is final and reported as the bundle's.
 func (imp *importer) upload(ctx context.Context, desc ocispec.Descriptor, repository string, retry bool, open func(attempt int) (io.ReadCloser, error)) error {
 	repo, err := imp.repo(repository)
 	if err != nil {
@@ -158,6 +160,8 @@ type bundleErr struct{ err error }
 func (e *bundleErr) Error() string { return e.err.Error() }
 func (e *bundleErr) Unwrap() error { return e.err }
 
+// rejectedDigest is the bundle's fault when the destination refused an
+// upload because the bytes hashed to another digest than desc's.
 func (imp *importer) rejectedDigest(desc ocispec.Descriptor, err error) error {
 	return imp.bundleFault(desc, fmt.Errorf("the destination hashed the blob to something else: the bundle is corrupt (%v)", err))
 }
