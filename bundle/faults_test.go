@@ -129,18 +129,29 @@ func TestImportSurvivesFlakyDestination(t *testing.T) {
 	assertImported(t, set, dst.Host, "mirror")
 }
 
+// readTwiceForms are the tarball forms import can read a blob of twice
+// (true) or only once (false), as export writes them and import opens them.
+var readTwiceForms = []struct {
+	name, out, open string
+	split           int64
+	twice           bool
+}{
+	{"tar", "b.tar", "b.tar", 0, true},
+	{"split", "s.tar", "s.tar.000", 64 << 10, true},
+	{"targz", "b.tar.gz", "b.tar.gz", 0, false},
+}
+
 // An upload from a tarball that fails after its bytes have gone by is tried
-// again with the blob read anew from the file; a gzipped tarball cannot be
-// read again, so there the import stops, pushes no tag, and a re-run
-// finishes it.
+// again with the blob read anew from the file or split set; a gzipped
+// tarball cannot be read again, so there the import stops, pushes no tag,
+// and a re-run finishes it.
 func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	work := t.TempDir()
 	dst := regtest.New(t, regtest.Distribution)
-	for _, name := range []string{"b.tar", "b.tar.gz"} {
-		out := filepath.Join(work, name)
-		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: plain}); err != nil {
+	for _, f := range readTwiceForms {
+		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: filepath.Join(work, f.out), SplitSize: f.split, Source: plain}); err != nil {
 			t.Fatal(err)
 		}
 		// The first PUT of every blob is read to the end, then refused.
@@ -156,38 +167,38 @@ func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
 			}
 			return false
 		})
-		repo := strings.TrimSuffix(strings.ReplaceAll(name, ".", "-"), "-")
-		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/" + repo, Dest: plain})
+		in := filepath.Join(work, f.open)
+		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: in, To: proxy + "/" + f.name, Dest: plain})
 		if faults.Load() == 0 {
-			t.Fatalf("%s: no fault injected", name)
+			t.Fatalf("%s: no fault injected", f.name)
 		}
-		if name == "b.tar" {
+		if f.twice {
 			if err != nil {
-				t.Fatalf("%s: import through refused uploads: %v", name, err)
+				t.Fatalf("%s: import through refused uploads: %v", f.name, err)
 			}
-			assertImported(t, set, dst.Host, repo)
+			assertImported(t, set, dst.Host, f.name)
 			continue
 		}
 		if err == nil || !strings.Contains(err.Error(), "502") {
-			t.Fatalf("%s: import through refused uploads: %v, want the registry's 502", name, err)
+			t.Fatalf("%s: import through refused uploads: %v, want the registry's 502", f.name, err)
 		}
 		for _, img := range set.Images {
-			if got := tags(t, dst.Host, repo+"/"+img.Repository); len(got) > 0 {
-				t.Fatalf("%s: a failed import left tags %v on %s", name, got, img.Repository)
+			if got := tags(t, dst.Host, f.name+"/"+img.Repository); len(got) > 0 {
+				t.Fatalf("%s: a failed import left tags %v on %s", f.name, got, img.Repository)
 			}
 		}
 		// Once the registry is well again, a re-run finishes it.
 		healed.Store(true)
-		if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/" + repo, Dest: plain}); err != nil {
-			t.Fatalf("%s: re-run: %v", name, err)
+		if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: in, To: proxy + "/" + f.name, Dest: plain}); err != nil {
+			t.Fatalf("%s: re-run: %v", f.name, err)
 		}
-		assertImported(t, set, dst.Host, repo)
+		assertImported(t, set, dst.Host, f.name)
 	}
 }
 
 // A registry that answers a mount with a new upload session gets the blob
-// uploaded instead: from a tarball file, read again from its place; a
-// gzipped tarball cannot be read again, and the error says so.
+// uploaded instead: from a tarball file or split set, read again from its
+// place; a gzipped tarball cannot be read again, and the error says so.
 func TestTarballImportUploadsWhatTheRegistryWillNotMount(t *testing.T) {
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
@@ -203,26 +214,24 @@ func TestTarballImportUploadsWhatTheRegistryWillNotMount(t *testing.T) {
 		}
 		return false
 	})
-	for _, name := range []string{"b.tar", "b.tar.gz"} {
-		out := filepath.Join(work, name)
-		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: plain}); err != nil {
+	for _, f := range readTwiceForms {
+		if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: filepath.Join(work, f.out), SplitSize: f.split, Source: plain}); err != nil {
 			t.Fatal(err)
 		}
-		repo := strings.ReplaceAll(name, ".", "-")
 		refused.Store(0)
-		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/" + repo, Dest: plain})
+		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: filepath.Join(work, f.open), To: proxy + "/" + f.name, Dest: plain})
 		if refused.Load() == 0 {
-			t.Fatalf("%s: no mount was asked for", name)
+			t.Fatalf("%s: no mount was asked for", f.name)
 		}
-		if name == "b.tar" {
+		if f.twice {
 			if err != nil {
-				t.Fatalf("%s: %v", name, err)
+				t.Fatalf("%s: %v", f.name, err)
 			}
-			assertImported(t, set, dst.Host, repo)
+			assertImported(t, set, dst.Host, f.name)
 			continue
 		}
 		if err == nil || !strings.Contains(err.Error(), "cannot be read twice") {
-			t.Fatalf("%s: %v, want an error that says the tarball cannot be read twice", name, err)
+			t.Fatalf("%s: %v, want an error that says the tarball cannot be read twice", f.name, err)
 		}
 	}
 }

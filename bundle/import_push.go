@@ -181,7 +181,7 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 		case imp.tar != nil && imp.tar.CanReopen():
 			return imp.tar.Reopen(ctx, rb.Desc)
 		}
-		return nil, fmt.Errorf("the registry did not mount %s from %s, and a compressed or split tarball, or standard input, cannot be read twice", rb.Desc.Digest, from)
+		return nil, fmt.Errorf("the registry did not mount %s from %s, and a compressed tarball or standard input cannot be read twice", rb.Desc.Digest, from)
 	}
 	if err := repo.Mount(ctx, rb.Desc, from, getContent); err != nil {
 		return fmt.Errorf("destination: mounting blob %s from %s into %s: %w", rb.Desc.Digest, from, rb.Repository, err)
@@ -298,9 +298,9 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 
 // pushFromStream uploads the blob r yields to repository, verified on the
 // way. When an upload fails after the stream's bytes have gone by, it is
-// tried again with the blob read anew from its place in the tarball file; a
-// compressed or split tarball, or standard input, cannot be read again, and
-// the import fails (a re-run skips what arrived).
+// tried again with the blob read anew from its place in the tarball file or
+// split set; a compressed tarball or standard input cannot be read again,
+// and the import fails (a re-run skips what arrived).
 func (imp *importer) pushFromStream(ctx context.Context, tr *layout.TarReader, desc ocispec.Descriptor, r io.Reader, repository string) error {
 	return imp.upload(ctx, desc, repository, tr.CanReopen(), func(attempt int) (io.ReadCloser, error) {
 		if attempt == 0 {

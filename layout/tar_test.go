@@ -247,10 +247,10 @@ func FuzzTarReader(f *testing.F) {
 
 func gzipWriter(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }
 
-// A blob of an uncompressed tarball file can be read again from its place
-// in the file, verified, however its header is laid out; a compressed one
-// cannot, and says so.
-func TestTarReaderReopensBlobsOfAPlainFile(t *testing.T) {
+// A blob of an uncompressed tarball file or split set can be read again
+// from its place, verified, however its header is laid out; a compressed
+// tarball cannot, and says so.
+func TestTarReaderReopensBlobsOfFilesAndSplitSets(t *testing.T) {
 	ctx := context.Background()
 	entries := bundleEntries(t)
 	var layers []entry
@@ -277,50 +277,70 @@ func TestTarReaderReopensBlobsOfAPlainFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tr, err := OpenTar(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	if !tr.CanReopen() {
-		t.Fatal("an uncompressed tarball file cannot be read again")
-	}
-	if _, err := tr.ReadHead(); err != nil {
-		t.Fatal(err)
-	}
 	body := map[digest.Digest][]byte{}
 	for _, e := range layers {
 		d, _ := blobDigest(e.hdr.Name)
 		body[d] = e.body
 	}
-	var reopened int
-	for {
-		desc, r, err := tr.NextBlob()
-		if err == io.EOF {
-			break
-		}
+	// readTwice reads the tarball at path as import does, reading every
+	// blob again after half of it went by, as after an upload cut off.
+	readTwice := func(path string) *TarReader {
+		t.Helper()
+		tr, err := OpenTar(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Half of it goes by, as in an upload cut off, then it is read again.
-		io.CopyN(io.Discard, r, desc.Size/2)
-		rc, err := tr.Reopen(ctx, desc)
-		if err != nil {
-			t.Fatalf("reopen %s: %v", desc.Digest, err)
+		t.Cleanup(func() { tr.Close() })
+		if !tr.CanReopen() {
+			t.Fatalf("%s cannot be read again", path)
 		}
-		got, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("reading %s again: %v", desc.Digest, err)
+		if _, err := tr.ReadHead(); err != nil {
+			t.Fatal(err)
 		}
-		if !bytes.Equal(got, body[desc.Digest]) {
-			t.Fatalf("read again, %s gives other bytes", desc.Digest)
+		var reopened int
+		for {
+			desc, r, err := tr.NextBlob()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.CopyN(io.Discard, r, desc.Size/2)
+			rc, err := tr.Reopen(ctx, desc)
+			if err != nil {
+				t.Fatalf("%s: reopen %s: %v", path, desc.Digest, err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatalf("%s: reading %s again: %v", path, desc.Digest, err)
+			}
+			if !bytes.Equal(got, body[desc.Digest]) {
+				t.Fatalf("%s: read again, %s gives other bytes", path, desc.Digest)
+			}
+			reopened++
 		}
-		reopened++
+		if reopened == 0 || reopened != len(body) {
+			t.Fatalf("%s: read %d blobs again, want %d", path, reopened, len(body))
+		}
+		return tr
 	}
-	if reopened == 0 || reopened != len(body) {
-		t.Fatalf("read %d blobs again, want %d", reopened, len(body))
+	tr := readTwice(plain)
+
+	// A split set whose volumes are smaller than a blob: a blob read again
+	// spans volumes.
+	sw, err := NewSplitWriter(filepath.Join(dir, "s.tar"), 700)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := sw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	readTwice(VolumeName(filepath.Join(dir, "s.tar"), 2))
 
 	// What is read again is verified again: a byte changed in the file since
 	// is caught, and the entry named.

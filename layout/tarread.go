@@ -39,18 +39,19 @@ type TarReader struct {
 	// For Reopen: pos counts the bytes of the (uncompressed) tarball the
 	// tar reader has consumed, so right after a header it is where that
 	// entry's data starts (dataStart); offsets holds that place for each
-	// blob handed out. path is the tarball file when it can be read again
-	// at those offsets (one uncompressed file), empty otherwise.
+	// blob handed out. section opens n bytes of the tarball at an offset
+	// when it can be read again (an uncompressed file or split set); nil
+	// otherwise.
 	pos       *posReader
 	gzipped   bool
 	dataStart int64
-	path      string
+	section   func(off, n int64) (io.ReadCloser, error)
 	offsets   map[digest.Digest]int64
 }
 
-// ErrNotReopenable: a blob of a compressed or split tarball, or of
-// standard input, cannot be read a second time.
-var ErrNotReopenable = errors.New("this tarball can only be read once (compressed, split, or standard input)")
+// ErrNotReopenable: a blob of a compressed tarball, or of standard input,
+// cannot be read a second time.
+var ErrNotReopenable = errors.New("this tarball can only be read once (compressed, or standard input)")
 
 // Head is what a reader can plan from: everything before the first config
 // or layer.
@@ -83,10 +84,10 @@ func (h *Head) Exists(desc ocispec.Descriptor) bool {
 // standard input.
 func OpenTar(p string) (*TarReader, error) {
 	var (
-		r      io.Reader
-		closer io.Closer
-		where  = func() string { return "" }
-		path   string // a file whose blobs can be read again
+		r       io.Reader
+		closer  io.Closer
+		where   = func() string { return "" }
+		section func(off, n int64) (io.ReadCloser, error) // reads again
 	)
 	switch base := SplitBase(p); {
 	case p == "-":
@@ -96,7 +97,7 @@ func OpenTar(p string) (*TarReader, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, closer, where = vr, vr, vr.Current
+		r, closer, where, section = vr, vr, vr.Current, vr.Section
 	default:
 		f, err := os.Open(p)
 		if err != nil {
@@ -104,7 +105,13 @@ func OpenTar(p string) (*TarReader, error) {
 		}
 		r, closer = f, f
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			path = p
+			section = func(off, n int64) (io.ReadCloser, error) {
+				f, err := os.Open(p)
+				if err != nil {
+					return nil, err
+				}
+				return readCloser{io.NewSectionReader(f, off, n), f}, nil
+			}
 		}
 	}
 	name := p
@@ -118,7 +125,7 @@ func OpenTar(p string) (*TarReader, error) {
 	}
 	tr.closer, tr.where = closer, where
 	if !tr.gzipped {
-		tr.path = path
+		tr.section = section
 	}
 	return tr, nil
 }
@@ -405,32 +412,33 @@ func (e entryReader) Read(p []byte) (int, error) {
 }
 
 // Reopen reads a blob NextBlob has handed out again, from its place in the
-// tarball file, verified like the first time: for another attempt at an
-// upload whose bytes have already gone by. Only an uncompressed tarball
-// file can be read again; anything else returns ErrNotReopenable.
+// tarball file or split set, verified like the first time: for another
+// attempt at an upload whose bytes have already gone by. A compressed
+// tarball or standard input cannot be read again: ErrNotReopenable.
 func (t *TarReader) Reopen(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
-	if t.path == "" {
+	if t.section == nil {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, ErrNotReopenable)
 	}
 	off, ok := t.offsets[desc.Digest]
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w (not among the blobs read so far)", desc.Digest, ErrBlobNotFound)
 	}
-	f, err := os.Open(t.path)
+	// Errors name the tarball as given, not the volume the stream is in.
+	wrap := func(err error) error { return fmt.Errorf("%s: entry %s: %w", t.name, BlobName(desc.Digest), err) }
+	rc, err := t.section(off, desc.Size)
 	if err != nil {
+		return nil, wrap(err)
+	}
+	vr, err := NewVerifyReader(ctxReader{ctx, rc}, desc)
+	if err != nil {
+		rc.Close()
 		return nil, err
 	}
-	vr, err := NewVerifyReader(ctxReader{ctx, io.NewSectionReader(f, off, desc.Size)}, desc)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	name := BlobName(desc.Digest)
-	return readCloser{entryReader{vr, func(err error) error { return t.wrap(name, err) }}, f}, nil
+	return readCloser{entryReader{vr, wrap}, rc}, nil
 }
 
 // CanReopen reports whether Reopen can read blobs again.
-func (t *TarReader) CanReopen() bool { return t.path != "" }
+func (t *TarReader) CanReopen() bool { return t.section != nil }
 
 // sparse reports whether an entry's data is stored sparse (PAX GNU.sparse
 // records): its bytes in the file are not its content, so it is never read

@@ -315,3 +315,53 @@ func (v *VolumeReader) Close() error {
 	}
 	return nil
 }
+
+// Section opens n bytes of the set at offset off, as if the volumes were
+// one file: for reading a blob again (TarReader.Reopen). The volume sums
+// are not checked here; what is read is verified by its digest.
+func (v *VolumeReader) Section(off, n int64) (io.ReadCloser, error) {
+	var (
+		readers []io.Reader
+		files   multiCloser
+		start   int64 // offset of the current volume in the set
+	)
+	for _, name := range v.names {
+		if n <= 0 {
+			break
+		}
+		fi, err := os.Stat(name)
+		if err != nil {
+			files.Close()
+			return nil, fmt.Errorf("%w: %v", ErrVolume, err)
+		}
+		end := start + fi.Size()
+		if off < end {
+			f, err := os.Open(name)
+			if err != nil {
+				files.Close()
+				return nil, fmt.Errorf("%w: %v", ErrVolume, err)
+			}
+			files = append(files, f)
+			take := min(n, end-off)
+			readers = append(readers, io.NewSectionReader(f, off-start, take))
+			off, n = off+take, n-take
+		}
+		start = end
+	}
+	if n > 0 {
+		files.Close()
+		return nil, fmt.Errorf("%w: the set ends %d bytes before the section does", ErrVolume, n)
+	}
+	return readCloser{io.MultiReader(readers...), files}, nil
+}
+
+// multiCloser closes every file it holds.
+type multiCloser []*os.File
+
+func (m multiCloser) Close() error {
+	var errs []error
+	for _, f := range m {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
