@@ -117,14 +117,11 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	imp := &importer{c: c, dest: dest, jobs: jobs, prog: prog}
 
-	var (
-		tr      *layout.TarReader
-		present []ocispec.Descriptor // configs and layers in a directory bundle
-	)
+	var present []ocispec.Descriptor // configs and layers in a directory bundle
 	if isDir(opts.Bundle) {
 		// Check the bundle's structure offline before the first request to
-		// the destination; its blobs are hashed after the plan, before the
-		// first push.
+		// the destination; its blobs are hashed as they are pushed (or,
+		// with VerifyFirst, all of them before the first push).
 		dir, err := layout.OpenDir(opts.Bundle)
 		if err != nil {
 			return nil, err
@@ -138,12 +135,11 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		if opts.VerifyFirst {
 			return nil, fmt.Errorf("%w: --verify-first needs a directory bundle; a tarball is read once, so run 'ferry verify %s' first, or extract it and import the directory", ErrInvalidOption, opts.Bundle)
 		}
-		if tr, err = layout.OpenTar(opts.Bundle); err != nil {
+		if imp.tar, err = layout.OpenTar(opts.Bundle); err != nil {
 			return nil, err
 		}
-		defer tr.Close()
-		imp.tar = tr
-		if imp.report, err = verify.Head(ctx, tr); err != nil {
+		defer imp.tar.Close()
+		if imp.report, err = verify.Head(ctx, imp.tar); err != nil {
 			return nil, err
 		}
 	}
@@ -193,8 +189,8 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 
 	// Transfer: blobs.
 	switch {
-	case tr != nil:
-		err = imp.pushStream(ctx, tr, missing, opts.DryRun, &res.Summary)
+	case imp.tar != nil:
+		err = imp.pushStream(ctx, missing, opts.DryRun, &res.Summary)
 	case !opts.DryRun:
 		err = imp.pushBlobs(ctx, missing, &res.Summary)
 	}

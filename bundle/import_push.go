@@ -243,7 +243,7 @@ func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *
 // any blob fails, or the stream ends before every blob the images need has
 // gone by, it returns an error and nothing more is pushed: no manifest, no
 // tag. In a dry run nothing is pushed; every blob is still verified.
-func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missing []RepoBlob, dryRun bool, sum *Summary) error {
+func (imp *importer) pushStream(ctx context.Context, missing []RepoBlob, dryRun bool, sum *Summary) error {
 	need := map[digest.Digest][]RepoBlob{}
 	var total int64
 	for _, b := range imp.report.Manifest.Blobs {
@@ -260,7 +260,7 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		desc, r, err := tr.NextBlob()
+		desc, r, err := imp.tar.NextBlob()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -275,7 +275,7 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 			targets = nil
 		}
 		if len(targets) > 0 && from == "" {
-			if err := imp.pushFromStream(ctx, tr, desc, r, targets[0].Repository); err != nil {
+			if err := imp.pushFromStream(ctx, desc, r, targets[0].Repository); err != nil {
 				return err
 			}
 			sum.Transferred++
@@ -292,7 +292,7 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 			sum.Mounted++
 		}
 	}
-	imp.report.Finish(tr.Name())
+	imp.report.Finish(imp.tar.Name())
 	return imp.report.Err()
 }
 
@@ -301,12 +301,12 @@ func (imp *importer) pushStream(ctx context.Context, tr *layout.TarReader, missi
 // tried again with the blob read anew from its place in the tarball file or
 // split set; a compressed tarball or standard input cannot be read again,
 // and the import fails (a re-run skips what arrived).
-func (imp *importer) pushFromStream(ctx context.Context, tr *layout.TarReader, desc ocispec.Descriptor, r io.Reader, repository string) error {
-	return imp.upload(ctx, desc, repository, tr.CanReopen(), func(attempt int) (io.ReadCloser, error) {
+func (imp *importer) pushFromStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, repository string) error {
+	return imp.upload(ctx, desc, repository, imp.tar.CanReopen(), func(attempt int) (io.ReadCloser, error) {
 		if attempt == 0 {
 			return io.NopCloser(r), nil
 		}
-		return tr.Reopen(ctx, desc)
+		return imp.tar.Reopen(ctx, desc)
 	})
 }
 

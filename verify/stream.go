@@ -55,8 +55,7 @@ func (r *Report) Finish(name string) {
 			r.Omitted++
 			r.OmittedBytes += d.Size
 		default:
-			r.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: r.users[d.Digest],
-				Err: fmt.Errorf("never went by in %s (truncated, an entry dropped, or a volume missing?)", name)})
+			r.blobProblem(d.Digest, fmt.Errorf("never went by in %s (truncated, an entry dropped, or a volume missing?)", name))
 		}
 	}
 }
@@ -95,7 +94,7 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 			return rep, nil
 		}
 		if _, err := io.Copy(w, r); err != nil {
-			rep.add(Problem{Digest: desc.Digest, File: layout.BlobName(desc.Digest), Images: rep.users[desc.Digest], Err: err})
+			rep.blobProblem(desc.Digest, err)
 			return rep, nil
 		}
 		rep.Seen(desc)

@@ -120,7 +120,7 @@ func (r *Report) Err() error {
 // names it and the images it breaks. Like the rest of Report, it is not
 // safe for concurrent use.
 func (r *Report) Fail(desc ocispec.Descriptor, err error) error {
-	r.add(Problem{Digest: desc.Digest, File: layout.BlobName(desc.Digest), Images: r.users[desc.Digest], Err: err})
+	r.blobProblem(desc.Digest, err)
 	return r.Err()
 }
 
@@ -178,7 +178,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 		ok, err := src.Exists(d)
 		switch {
 		case errors.Is(err, layout.ErrSizeMismatch):
-			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: err})
+			rep.blobProblem(d.Digest, err)
 			continue
 		case err != nil:
 			return nil, nil, err
@@ -194,7 +194,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			if rep.Manifest == nil {
 				why = "missing from the bundle"
 			}
-			rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: errors.New(why)})
+			rep.blobProblem(d.Digest, errors.New(why))
 		}
 	}
 	rep.checkManifest(idx)
@@ -258,7 +258,7 @@ func (rep *Report) Hash(ctx context.Context, src Source, descs []ocispec.Descrip
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				rep.add(Problem{Digest: d.Digest, File: layout.BlobName(d.Digest), Images: rep.users[d.Digest], Err: err})
+				rep.blobProblem(d.Digest, err)
 				return nil
 			}
 			rep.Blobs++
@@ -338,6 +338,12 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 func (rep *Report) add(p Problem) {
 	sort.Strings(p.Images)
 	rep.Problems = append(rep.Problems, p)
+}
+
+// blobProblem records a problem with blob d's file, naming the images that
+// use it.
+func (rep *Report) blobProblem(d digest.Digest, err error) {
+	rep.add(Problem{Digest: d, File: layout.BlobName(d), Images: rep.users[d], Err: err})
 }
 
 func refName(d ocispec.Descriptor) string {

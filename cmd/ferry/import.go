@@ -33,7 +33,10 @@ twice. (ferry verify BUNDLE does the same check on its own, for tarballs too.)
 A tarball (.tar, .tar.gz, a split set, or - for standard input) is read once,
 without extracting: the plan comes from its head, and every blob is hashed as
 it goes by and pushed if the destination lacks it. If any blob fails, or the
-stream ends early, no manifest and no tag is pushed.
+stream ends early, no manifest and no tag is pushed. A failed upload from a
+.tar or a split set is retried with the blob read again from the file; a
+.tar.gz or standard input cannot be read twice, so re-run the import (it
+skips what arrived).
 
 --to drops the source host and keeps the repository path:
 docker.io/library/alpine:3.20 → harbor.internal/mirror/library/alpine:3.20.
