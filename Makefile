@@ -4,7 +4,7 @@ BIN     := bin/ferry
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # ./... skips testdata/, so its packages are named one by one.
-PKGS    := ./... $(shell find testdata -name '*.go' -exec dirname {} \; | sort -u | sed 's|^|./|')
+PKGS    := ./... $(shell find testdata -path testdata/tools -prune -o -name '*.go' -exec dirname {} \; | sort -u | sed 's|^|./|')
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A count, not a duration: go1.26's fuzz coordinator can fail a target with
 # "context deadline exceeded", and no failing input, when a -fuzztime
@@ -28,7 +28,8 @@ build:
 
 # Debian's docker-registry (distribution 2.8, the generation Harbor runs) and
 # skopeo (the peer that must read our bundles). CNCF distribution v3 comes
-# from go.mod's tool directive and needs no install.
+# from the tool directive of testdata/tools/go.mod (a module of its own, so
+# that its requirements stay out of ferry's go.mod) and needs no install.
 deps:
 	@if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null; then \
 		echo "installing Debian packages docker-registry and skopeo"; \
@@ -43,10 +44,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-# CNCF distribution v3, the tool pinned in go.mod: build it once, up front,
-# rather than in the middle of the first test that starts a registry.
+# CNCF distribution v3, the tool pinned in testdata/tools/go.mod: build it
+# once, up front, rather than in the middle of the first test that starts a
+# registry. The first build downloads and compiles for a few minutes.
 registry-tool:
-	@$(GO) tool -n registry >/dev/null
+	@echo "registry: building the pinned CNCF distribution v3 (a few minutes the first time, then cached)"
+	@$(GO) -C testdata/tools tool -n registry >/dev/null
 
 # The whole suite with the race detector, then a short run of every fuzz target.
 test: deps lint registry-tool

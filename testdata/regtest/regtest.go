@@ -262,7 +262,9 @@ func command(kind Kind) (string, []string, error) {
 }
 
 // distributionBinary builds (or finds in the build cache) the registry tool
-// pinned in go.mod. FERRY_REGISTRY_BIN overrides it.
+// pinned in testdata/tools/go.mod, a module of its own so that its ~100
+// requirements stay out of the go.mod users build ferry with.
+// FERRY_REGISTRY_BIN overrides it.
 func distributionBinary() (string, error) {
 	if p := os.Getenv("FERRY_REGISTRY_BIN"); p != "" {
 		return p, nil
@@ -272,7 +274,7 @@ func distributionBinary() (string, error) {
 		return "", err
 	}
 	cmd := exec.Command("go", "tool", "-n", "registry")
-	cmd.Dir = root
+	cmd.Dir = filepath.Join(root, "testdata", "tools")
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
