@@ -12,12 +12,13 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 )
 
-func readFerryJSON(t *testing.T, dir string) *layout.BundleManifest {
+func readFerryJSON(t *testing.T, dir string) *spec.Manifest {
 	t.Helper()
 	d, err := layout.OpenDir(dir)
 	if err != nil {
@@ -30,7 +31,7 @@ func readFerryJSON(t *testing.T, dir string) *layout.BundleManifest {
 	return m
 }
 
-func included(m *layout.BundleManifest) []digest.Digest {
+func included(m *spec.Manifest) []digest.Digest {
 	var out []digest.Digest
 	for _, b := range m.Blobs {
 		if b.Included {
@@ -165,7 +166,7 @@ func TestDeltaImportMountsFromAnotherRepository(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := readFerryJSON(t, second)
-			var omitted []layout.BundleBlob
+			var omitted []spec.Blob
 			for _, b := range m.Blobs {
 				if !b.Included {
 					omitted = append(omitted, b)

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"oras.land/oras-go/v2/registry/remote"
+
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
-	"oras.land/oras-go/v2/registry/remote"
 )
 
 var plain = bundle.RegistryOptions{PlainHTTP: true}

@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
@@ -204,7 +205,7 @@ func planExport(ctx context.Context, c *client, refs []Reference, jobs int) (*Pl
 
 // exportDir writes the bundle as a directory: blobs in parallel (3),
 // then index.json and ferry.json (4).
-func exportDir(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *layout.BundleManifest, out string, jobs int, prog Progress, sum *Summary) error {
+func exportDir(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, out string, jobs int, prog Progress, sum *Summary) error {
 	dir, err := layout.CreateDir(out)
 	if err != nil {
 		return err

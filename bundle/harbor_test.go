@@ -9,10 +9,11 @@ import (
 	"sync"
 	"testing"
 
+	"oras.land/oras-go/v2/registry/remote"
+
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
-	"oras.land/oras-go/v2/registry/remote"
 )
 
 // harborFront puts Harbor's rules in front of a real registry: projects

@@ -16,12 +16,13 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"oras.land/oras-go/v2/registry/remote"
+
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
-	"oras.land/oras-go/v2/registry/remote"
 )
 
 // exportSet seeds a source and exports the whole set.

@@ -12,13 +12,14 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
 // Inspection describes a bundle without hashing its blobs.
 type Inspection struct {
 	// Manifest is ferry.json; nil for a plain OCI layout.
-	Manifest *layout.BundleManifest
+	Manifest *spec.Manifest
 	Images   []InspectedImage
 	// Blobs counts distinct blobs; Included those in the bundle, Omitted
 	// those a baseline left out.

@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
@@ -80,13 +81,13 @@ func (p *Plan) IncludedBytes() (n int64, count int) {
 }
 
 // BundleManifest renders the plan as ferry.json.
-func (p *Plan) BundleManifest(creator string, created time.Time) *layout.BundleManifest {
-	m := &layout.BundleManifest{MediaType: layout.MediaTypeBundle, Created: created.UTC().Truncate(time.Second), Creator: creator, Baselines: p.Baselines}
+func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest {
+	m := &spec.Manifest{MediaType: spec.MediaType, Created: created.UTC().Truncate(time.Second), Creator: creator, Baselines: p.Baselines}
 	for _, img := range p.Images {
-		m.Images = append(m.Images, layout.BundleImage{Reference: img.Source.String(), Digest: img.Root.Digest, MediaType: img.Root.MediaType})
+		m.Images = append(m.Images, spec.Image{Reference: img.Source.String(), Digest: img.Root.Digest, MediaType: img.Root.MediaType})
 	}
 	for _, b := range p.Blobs {
-		m.Blobs = append(m.Blobs, layout.BundleBlob{Digest: b.Desc.Digest, Size: b.Desc.Size, MediaType: b.Desc.MediaType, Repositories: b.Repositories, Included: b.Included})
+		m.Blobs = append(m.Blobs, spec.Blob{Digest: b.Desc.Digest, Size: b.Desc.Size, MediaType: b.Desc.MediaType, Repositories: b.Repositories, Included: b.Included})
 	}
 	return m
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/pgzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -100,7 +101,7 @@ func (s splitSink) abort()        { s.Abort() }
 // the source registries into the file(s): metadata first, then manifests,
 // configs and layers. Nothing is staged on disk and memory stays flat; the
 // output appears only when every blob has been verified.
-func exportTar(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *layout.BundleManifest, opts ExportOptions, f form, prog Progress, sum *Summary) (err error) {
+func exportTar(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, opts ExportOptions, f form, prog Progress, sum *Summary) (err error) {
 	var out sink
 	if opts.SplitSize > 0 {
 		sw, err := layout.NewSplitWriter(opts.Output, opts.SplitSize)

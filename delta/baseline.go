@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -38,7 +39,7 @@ func Load(paths ...string) (*Baseline, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading baseline: %w", err)
 		}
-		m, err := layout.ParseBundleManifest(bytes.NewReader(data), p)
+		m, err := spec.Parse(bytes.NewReader(data), p)
 		if err != nil {
 			return nil, fmt.Errorf("baseline %w", err)
 		}
@@ -50,7 +51,7 @@ func Load(paths ...string) (*Baseline, error) {
 }
 
 // Add merges the blobs of m.
-func (b *Baseline) Add(m *layout.BundleManifest) {
+func (b *Baseline) Add(m *spec.Manifest) {
 	for _, blob := range m.Blobs {
 		e, ok := b.blobs[blob.Digest]
 		if !ok {
@@ -83,7 +84,7 @@ func (b *Baseline) Has(d digest.Digest, size int64) ([]string, bool) {
 func (b *Baseline) Len() int { return len(b.blobs) }
 
 // Save writes a baseline (or any ferry.json) to path atomically.
-func Save(path string, m *layout.BundleManifest) error {
+func Save(path string, m *spec.Manifest) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -42,9 +43,9 @@ type InventoryOptions struct {
 
 // Inventory asks a registry what it holds: every repository (below the
 // prefix), every tag, every manifest and the blobs they reference. The
-// result is a baseline: a layout.BundleManifest listing each blob with the
+// result is a baseline: a spec.Manifest listing each blob with the
 // repositories it lives in, none of them included.
-func Inventory(ctx context.Context, reg registry.Registry, opts InventoryOptions) (*layout.BundleManifest, error) {
+func Inventory(ctx context.Context, reg registry.Registry, opts InventoryOptions) (*spec.Manifest, error) {
 	prefix := strings.Trim(opts.Prefix, "/")
 	repos := opts.Repositories
 	if len(repos) == 0 {
@@ -61,7 +62,7 @@ func Inventory(ctx context.Context, reg registry.Registry, opts InventoryOptions
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	inv := &inventory{blobs: map[digest.Digest]*layout.BundleBlob{}}
+	inv := &inventory{blobs: map[digest.Digest]*spec.Blob{}}
 	graph := layout.NewGraph()
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
@@ -77,7 +78,7 @@ func Inventory(ctx context.Context, reg registry.Registry, opts InventoryOptions
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	m := &layout.BundleManifest{MediaType: layout.MediaTypeBundle, Created: now().UTC().Truncate(time.Second), Creator: "ferry inventory", Images: inv.images}
+	m := &spec.Manifest{MediaType: spec.MediaType, Created: now().UTC().Truncate(time.Second), Creator: "ferry inventory", Images: inv.images}
 	for _, b := range inv.blobs {
 		m.Blobs = append(m.Blobs, *b)
 	}
@@ -119,8 +120,8 @@ func catalog(ctx context.Context, reg registry.Registry, prefix string) ([]strin
 
 type inventory struct {
 	mu     sync.Mutex
-	blobs  map[digest.Digest]*layout.BundleBlob
-	images []layout.BundleImage
+	blobs  map[digest.Digest]*spec.Blob
+	images []spec.Image
 }
 
 // repository records every tag of one repository and the graphs below them.
@@ -156,11 +157,11 @@ func (inv *inventory) repository(ctx context.Context, reg registry.Registry, gra
 			return fmt.Errorf("reading %s:%s: %w", dest, tag, err)
 		}
 		inv.mu.Lock()
-		inv.images = append(inv.images, layout.BundleImage{Reference: src + ":" + tag, Digest: root.Digest, MediaType: root.MediaType})
+		inv.images = append(inv.images, spec.Image{Reference: src + ":" + tag, Digest: root.Digest, MediaType: root.MediaType})
 		for _, d := range descs {
 			b, ok := inv.blobs[d.Digest]
 			if !ok {
-				b = &layout.BundleBlob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
+				b = &spec.Blob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
 				inv.blobs[d.Digest] = b
 			}
 			if !slices.Contains(b.Repositories, src) {

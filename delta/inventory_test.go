@@ -11,8 +11,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
-	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 )
@@ -27,7 +27,7 @@ func refsOf(set *imagegen.Set, host string) []string {
 	return out
 }
 
-func digestsOf(m *layout.BundleManifest) []digest.Digest {
+func digestsOf(m *spec.Manifest) []digest.Digest {
 	var out []digest.Digest
 	for _, b := range m.Blobs {
 		out = append(out, b.Digest)
@@ -148,8 +148,8 @@ func TestInventoryWhenCatalogIsForbidden(t *testing.T) {
 func TestLoadMergesBaselines(t *testing.T) {
 	a, b, c := digest.FromString("a"), digest.FromString("b"), digest.FromString("c")
 	dir := t.TempDir()
-	m1 := &layout.BundleManifest{MediaType: layout.MediaTypeBundle, Blobs: []layout.BundleBlob{{Digest: a, Size: 1, Repositories: []string{"x"}}, {Digest: b, Size: 2, Repositories: []string{"x"}}}}
-	m2 := &layout.BundleManifest{MediaType: layout.MediaTypeBundle, Blobs: []layout.BundleBlob{{Digest: b, Size: 2, Repositories: []string{"y"}}, {Digest: c, Size: 3}}}
+	m1 := &spec.Manifest{MediaType: spec.MediaType, Blobs: []spec.Blob{{Digest: a, Size: 1, Repositories: []string{"x"}}, {Digest: b, Size: 2, Repositories: []string{"x"}}}}
+	m2 := &spec.Manifest{MediaType: spec.MediaType, Blobs: []spec.Blob{{Digest: b, Size: 2, Repositories: []string{"y"}}, {Digest: c, Size: 3}}}
 	p1, p2 := filepath.Join(dir, "1.json"), filepath.Join(dir, "2.json")
 	delta.Save(p1, m1)
 	delta.Save(p2, m2)

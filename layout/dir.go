@@ -14,6 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // blobPerm is the mode of a finished blob: read-only, since its name is its hash.
@@ -86,7 +88,7 @@ func (d *Dir) checkLayoutFile() error {
 
 // ParseLayoutFile checks the oci-layout file.
 func ParseLayoutFile(r io.Reader, name string) error {
-	data, err := readCapped(r, 4096, name)
+	data, err := spec.ReadCapped(r, 4096, name)
 	if err != nil {
 		return err
 	}
@@ -300,17 +302,17 @@ func (d *Dir) WriteIndex(idx *ocispec.Index) error {
 
 // BundleManifest reads ferry.json. A plain OCI layout has none: the error
 // then wraps fs.ErrNotExist.
-func (d *Dir) BundleManifest() (*BundleManifest, error) {
+func (d *Dir) BundleManifest() (*spec.Manifest, error) {
 	f, err := os.Open(filepath.Join(d.root, FileBundle))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return ParseBundleManifest(f, FileBundle)
+	return spec.Parse(f, FileBundle)
 }
 
 // WriteBundleManifest writes ferry.json atomically.
-func (d *Dir) WriteBundleManifest(m *BundleManifest) error {
+func (d *Dir) WriteBundleManifest(m *spec.Manifest) error {
 	data, err := m.Marshal()
 	if err != nil {
 		return err
@@ -321,7 +323,7 @@ func (d *Dir) WriteBundleManifest(m *BundleManifest) error {
 // ParseIndex reads an index.json of at most MaxManifestSize bytes and checks
 // every descriptor in it.
 func ParseIndex(r io.Reader, name string) (*ocispec.Index, error) {
-	data, err := readCapped(r, MaxManifestSize, name)
+	data, err := spec.ReadCapped(r, MaxManifestSize, name)
 	if err != nil {
 		return nil, err
 	}

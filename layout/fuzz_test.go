@@ -50,33 +50,6 @@ func FuzzChildren(f *testing.F) {
 	})
 }
 
-func FuzzParseBundleManifest(f *testing.F) {
-	d := digest.FromString("x").String()
-	f.Add(`{"mediaType":"` + MediaTypeBundle + `","images":[{"reference":"a/b:c","digest":"` + d + `"}],"blobs":[{"digest":"` + d + `","size":3,"repositories":["a/b"],"included":false}],"baselines":["` + d + `"]}`)
-	f.Add(`{"mediaType":"application/vnd.ferry.bundle.v9+json"}`)
-	f.Fuzz(func(t *testing.T, in string) {
-		m, err := ParseBundleManifest(strings.NewReader(in), "ferry.json")
-		if err != nil {
-			return
-		}
-		seen := map[digest.Digest]bool{}
-		for _, b := range m.Blobs {
-			if ValidateDigest(b.Digest) != nil || b.Size < 0 || seen[b.Digest] {
-				t.Fatalf("accepted a bad blob %+v", b)
-			}
-			seen[b.Digest] = true
-		}
-		// What parses, re-marshals and parses to the same thing.
-		out, err := m.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ParseBundleManifest(bytes.NewReader(out), "again"); err != nil {
-			t.Fatalf("re-parse: %v", err)
-		}
-	})
-}
-
 func FuzzVerifyReader(f *testing.F) {
 	f.Add([]byte("content"), []byte("content"))
 	f.Add([]byte("content"), []byte("contenT"))

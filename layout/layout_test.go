@@ -309,57 +309,6 @@ func TestOpenDirRejectsBadLayoutFile(t *testing.T) {
 	}
 }
 
-func TestParseBundleManifest(t *testing.T) {
-	d := digest.FromString("x")
-	valid := `{"mediaType":"` + MediaTypeBundle + `","images":[{"reference":"docker.io/library/a:1","digest":"` + d.String() + `"}],"blobs":[{"digest":"` + d.String() + `","size":1,"included":true,"future":"ignored"}],"newField":1}`
-	if m, err := ParseBundleManifest(strings.NewReader(valid), "ferry.json"); err != nil || len(m.Blobs) != 1 || !m.Blobs[0].Included {
-		t.Fatalf("valid manifest: %v %+v", err, m)
-	}
-	tests := map[string]struct {
-		in      string
-		wantErr error
-	}{
-		"unknown version": {strings.Replace(valid, "bundle.v1", "bundle.v2", 1), ErrUnsupported},
-		"bad digest":      {strings.Replace(valid, `"digest":"`+d.String()+`","size"`, `"digest":"sha256:../x","size"`, 1), ErrInvalidDigest},
-		"negative size":   {strings.Replace(valid, `"size":1`, `"size":-1`, 1), nil},
-		"listed twice":    {strings.Replace(valid, `"blobs":[`, `"blobs":[{"digest":"`+d.String()+`","size":1},`, 1), nil},
-		"oversized":       {valid[:len(valid)-1] + `,"pad":"` + strings.Repeat("x", MaxMetadataSize) + `"}`, ErrTooLarge},
-		"not JSON":        {"[", nil},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			_, err := ParseBundleManifest(strings.NewReader(tt.in), "ferry.json")
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("%v, want %v", err, tt.wantErr)
-			}
-			if !strings.Contains(err.Error(), "ferry.json") {
-				t.Errorf("error %q does not name the file", err)
-			}
-		})
-	}
-}
-
-func TestMarshalBundleManifestIsDeterministic(t *testing.T) {
-	a, b := digest.FromString("a"), digest.FromString("b")
-	m1 := &BundleManifest{MediaType: MediaTypeBundle, Blobs: []BundleBlob{{Digest: b, Repositories: []string{"z", "y"}}, {Digest: a}}}
-	m2 := &BundleManifest{MediaType: MediaTypeBundle, Blobs: []BundleBlob{{Digest: a}, {Digest: b, Repositories: []string{"y", "z"}}}}
-	j1, _ := m1.Marshal()
-	j2, _ := m2.Marshal()
-	if !bytes.Equal(j1, j2) {
-		t.Fatalf("same content, different bytes:\n%s\n%s", j1, j2)
-	}
-	back, err := ParseBundleManifest(bytes.NewReader(j1), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := back.Blob(b); !ok {
-		t.Fatal("Blob lookup failed after a round trip")
-	}
-}
-
 func TestParseIndex(t *testing.T) {
 	d := digest.FromString("m")
 	good := `{"schemaVersion":2,"manifests":[{"mediaType":"` + ocispec.MediaTypeImageManifest + `","digest":"` + d.String() + `","size":1}]}`

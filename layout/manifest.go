@@ -10,15 +10,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Caps on JSON documents. A manifest or index larger than MaxManifestSize is
-// refused before a byte of it is read; registries themselves cap manifests at
-// 4 MiB.
-const (
-	MaxManifestSize = 4 << 20
-	// MaxMetadataSize caps ferry.json and baselines, which list every blob of
-	// a registry and so grow with it.
-	MaxMetadataSize = 64 << 20
-)
+// MaxManifestSize caps a manifest or index: a larger one is refused before a
+// byte of it is read. Registries themselves cap manifests at 4 MiB.
+// (ferry.json has its own cap, spec.MaxSize.)
+const MaxManifestSize = 4 << 20
 
 // Docker media types that registries still serve and that ferry carries
 // unchanged.

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 )
 
@@ -36,10 +37,10 @@ func bundleEntries(t testing.TB) []entry {
 	root := img.Root
 	root.Annotations = map[string]string{ocispec.AnnotationRefName: "docker.io/library/base:1"}
 	idx, _ := MarshalIndex(&ocispec.Index{Manifests: []ocispec.Descriptor{root}})
-	m := &BundleManifest{MediaType: MediaTypeBundle, Images: []BundleImage{{Reference: "docker.io/library/base:1", Digest: root.Digest, MediaType: root.MediaType}}}
+	m := &spec.Manifest{MediaType: spec.MediaType, Images: []spec.Image{{Reference: "docker.io/library/base:1", Digest: root.Digest, MediaType: root.MediaType}}}
 	graph := set.Graph[root.Digest]
 	for _, d := range graph {
-		m.Blobs = append(m.Blobs, BundleBlob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, Repositories: []string{"library/base"}, Included: true})
+		m.Blobs = append(m.Blobs, spec.Blob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, Repositories: []string{"library/base"}, Included: true})
 	}
 	ferry, _ := m.Marshal()
 	lay, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})

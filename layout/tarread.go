@@ -15,6 +15,8 @@ import (
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // ErrUnsafeEntry: a tar entry that could write outside a directory or is
@@ -32,7 +34,7 @@ type TarReader struct {
 	closer  io.Closer
 	seen    map[string]bool
 	head    *Head
-	partial *BundleManifest // ferry.json while the head is being read
+	partial *spec.Manifest // ferry.json while the head is being read
 	pending *tar.Header
 	last    io.Reader // the blob handed out last, drained before the next
 
@@ -57,7 +59,7 @@ var ErrNotReopenable = errors.New("this tarball can only be read once (compresse
 // or layer.
 type Head struct {
 	Index    *ocispec.Index
-	Manifest *BundleManifest
+	Manifest *spec.Manifest
 	// manifests holds each manifest and index, verified.
 	manifests map[digest.Digest][]byte
 }
@@ -280,7 +282,7 @@ func (t *TarReader) ReadHead() (*Head, error) {
 			}
 			continue
 		case FileBundle:
-			if h.Manifest, err = ParseBundleManifest(t.tr, hdr.Name); err != nil {
+			if h.Manifest, err = spec.Parse(t.tr, hdr.Name); err != nil {
 				return nil, t.wrap(hdr.Name, err)
 			}
 			t.partial = h.Manifest
@@ -301,7 +303,7 @@ func (t *TarReader) ReadHead() (*Head, error) {
 			t.pending = hdr
 			break
 		}
-		if desc.Size > MaxManifestSize || total+desc.Size > MaxMetadataSize {
+		if desc.Size > MaxManifestSize || total+desc.Size > spec.MaxSize {
 			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: manifest of %d bytes", ErrTooLarge, desc.Size))
 		}
 		total += desc.Size
@@ -343,7 +345,7 @@ func (t *TarReader) describe(hdr *tar.Header, d digest.Digest) (ocispec.Descript
 }
 
 // head0 is the ferry.json being read, during or after ReadHead.
-func (t *TarReader) head0() *BundleManifest {
+func (t *TarReader) head0() *spec.Manifest {
 	if t.head != nil {
 		return t.head.Manifest
 	}

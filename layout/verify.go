@@ -8,7 +8,10 @@ import (
 	"io"
 
 	"github.com/opencontainers/go-digest"
+
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // ValidateDescriptor checks what must hold before a path or a verifier is
@@ -25,18 +28,8 @@ func ValidateDescriptor(desc ocispec.Descriptor) error {
 }
 
 // ValidateDigest accepts only digests that are safe to use as file names and
-// whose algorithm ferry can verify.
-func ValidateDigest(d digest.Digest) error {
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("%q: %w: %v", string(d), ErrInvalidDigest, err)
-	}
-	switch d.Algorithm() {
-	case digest.SHA256, digest.SHA512:
-		return nil
-	default:
-		return fmt.Errorf("%q: %w: algorithm %q is not supported", string(d), ErrInvalidDigest, d.Algorithm())
-	}
-}
+// whose algorithm ferry can verify (spec.ValidateDigest).
+func ValidateDigest(d digest.Digest) error { return spec.ValidateDigest(d) }
 
 // NewVerifyReader returns a reader that yields the content of r described by
 // desc and fails instead of returning io.EOF when that content does not match:

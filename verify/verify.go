@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -27,7 +28,7 @@ type Source interface {
 	layout.Fetcher
 	Exists(desc ocispec.Descriptor) (bool, error)
 	Index() (*ocispec.Index, error)
-	BundleManifest() (*layout.BundleManifest, error)
+	BundleManifest() (*spec.Manifest, error)
 }
 
 // Options configure Bundle. The zero value hashes with 4 workers, silently.
@@ -81,7 +82,7 @@ type Image struct {
 type Report struct {
 	Images []Image
 	// Manifest is ferry.json; nil for a plain OCI layout.
-	Manifest *layout.BundleManifest
+	Manifest *spec.Manifest
 	// Graph holds every manifest read.
 	Graph *layout.Graph
 	// Blobs and Bytes count the distinct blobs hashed (manifests included).

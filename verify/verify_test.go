@@ -12,13 +12,14 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 )
 
 // writeBundle writes a generated set as a directory bundle, the way export
 // does, and returns its path and the set.
-func writeBundle(t *testing.T, edit func(m *layout.BundleManifest, idx *ocispec.Index)) (string, *imagegen.Set) {
+func writeBundle(t *testing.T, edit func(m *spec.Manifest, idx *ocispec.Index)) (string, *imagegen.Set) {
 	t.Helper()
 	set, err := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
 	if err != nil {
@@ -29,7 +30,7 @@ func writeBundle(t *testing.T, edit func(m *layout.BundleManifest, idx *ocispec.
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &layout.BundleManifest{MediaType: layout.MediaTypeBundle}
+	m := &spec.Manifest{MediaType: spec.MediaType}
 	idx := &ocispec.Index{}
 	seen := map[digest.Digest]bool{}
 	for _, img := range set.Images {
@@ -37,7 +38,7 @@ func writeBundle(t *testing.T, edit func(m *layout.BundleManifest, idx *ocispec.
 		d := img.Root
 		d.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
 		idx.Manifests = append(idx.Manifests, d)
-		m.Images = append(m.Images, layout.BundleImage{Reference: ref, Digest: img.Root.Digest, MediaType: img.Root.MediaType})
+		m.Images = append(m.Images, spec.Image{Reference: ref, Digest: img.Root.Digest, MediaType: img.Root.MediaType})
 		for _, b := range set.Graph[img.Root.Digest] {
 			if seen[b.Digest] {
 				continue
@@ -46,7 +47,7 @@ func writeBundle(t *testing.T, edit func(m *layout.BundleManifest, idx *ocispec.
 			if err := dir.WriteBlob(context.Background(), b, bytes.NewReader(set.Blobs[b.Digest])); err != nil {
 				t.Fatal(err)
 			}
-			m.Blobs = append(m.Blobs, layout.BundleBlob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Repositories: []string{img.Repository}, Included: true})
+			m.Blobs = append(m.Blobs, spec.Blob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Repositories: []string{img.Repository}, Included: true})
 		}
 	}
 	m.Sort()
@@ -99,7 +100,7 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 	})
 	t.Run("missing layer, omitted by ferry.json", func(t *testing.T) {
 		var layer ocispec.Descriptor
-		root, _ := writeBundle(t, func(m *layout.BundleManifest, _ *ocispec.Index) {
+		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
 			for i := range m.Blobs {
 				if m.Blobs[i].MediaType == ocispec.MediaTypeImageLayerGzip {
 					m.Blobs[i].Included = false
@@ -117,7 +118,7 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 	t.Run("ferry.json size disagrees", func(t *testing.T) {
 		set, _ := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
 		layer := topLayer(t, set)
-		root, _ := writeBundle(t, func(m *layout.BundleManifest, _ *ocispec.Index) {
+		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
 			for i := range m.Blobs {
 				if m.Blobs[i].Digest == layer.Digest {
 					m.Blobs[i].Size++
@@ -128,7 +129,7 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 	})
 	t.Run("manifest marked omitted", func(t *testing.T) {
 		var root digest.Digest
-		dir, _ := writeBundle(t, func(m *layout.BundleManifest, idx *ocispec.Index) {
+		dir, _ := writeBundle(t, func(m *spec.Manifest, idx *ocispec.Index) {
 			root = idx.Manifests[0].Digest
 			for i := range m.Blobs {
 				if m.Blobs[i].Digest == root {
@@ -139,7 +140,7 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 		wantProblem(t, check(t, dir), root.String(), "manifests always travel", "")
 	})
 	t.Run("index.json and ferry.json disagree", func(t *testing.T) {
-		dir, _ := writeBundle(t, func(m *layout.BundleManifest, idx *ocispec.Index) {
+		dir, _ := writeBundle(t, func(m *spec.Manifest, idx *ocispec.Index) {
 			m.Images = m.Images[1:]
 		})
 		wantProblem(t, check(t, dir), "", "ferry.json does not", "")
@@ -152,8 +153,8 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 	})
 	t.Run("ferry.json lists a blob nothing uses", func(t *testing.T) {
 		extra := digest.FromString("stray")
-		dir, _ := writeBundle(t, func(m *layout.BundleManifest, _ *ocispec.Index) {
-			m.Blobs = append(m.Blobs, layout.BundleBlob{Digest: extra, Size: 5, Included: true})
+		dir, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
+			m.Blobs = append(m.Blobs, spec.Blob{Digest: extra, Size: 5, Included: true})
 		})
 		wantProblem(t, check(t, dir), extra.String(), "no image uses it", "")
 	})

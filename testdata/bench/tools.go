@@ -12,10 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"oras.land/oras-go/v2/registry/remote"
+
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
-	"oras.land/oras-go/v2/registry/remote"
 )
 
 type env struct {

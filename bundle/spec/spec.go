@@ -1,0 +1,190 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// MediaType is the mediaType of ferry.json, format version 1.
+const MediaType = "application/vnd.ferry.bundle.v1+json"
+
+// MaxSize caps ferry.json and baselines, which list every blob of a
+// registry and so grow with it.
+const MaxSize = 64 << 20
+
+// Sentinel errors, wrapped with the file they concern; test with errors.Is.
+// Package layout re-exports the first three under the same identity.
+var (
+	// ErrInvalidDigest: a digest that is malformed or uses an unsupported algorithm.
+	ErrInvalidDigest = errors.New("invalid digest")
+	// ErrTooLarge: a document larger than ferry is willing to read.
+	ErrTooLarge = errors.New("document too large")
+	// ErrUnsupported: a media type or format version ferry does not know.
+	ErrUnsupported = errors.New("unsupported")
+	// ErrInvalid: a ferry.json (or baseline) that does not parse or breaks
+	// the format's rules.
+	ErrInvalid = errors.New("invalid ferry.json")
+)
+
+// ValidateDigest accepts only digests that are safe to use as file names and
+// whose algorithm ferry can verify: sha256 and sha512.
+func ValidateDigest(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%q: %w: %v", string(d), ErrInvalidDigest, err)
+	}
+	switch d.Algorithm() {
+	case digest.SHA256, digest.SHA512:
+		return nil
+	default:
+		return fmt.Errorf("%q: %w: algorithm %q is not supported", string(d), ErrInvalidDigest, d.Algorithm())
+	}
+}
+
+// Manifest is ferry.json: what a bundle carries and what it omits.
+// It is also the format of a baseline. See DESIGN.md, "ferry.json".
+type Manifest struct {
+	MediaType string    `json:"mediaType"`
+	Created   time.Time `json:"created"`
+	Creator   string    `json:"creator"`
+	Images    []Image   `json:"images"`
+	Blobs     []Blob    `json:"blobs"`
+	// Baselines holds the digest of each baseline file this bundle was
+	// planned against; empty for a full bundle.
+	Baselines []digest.Digest `json:"baselines"`
+}
+
+// Image is one image reference the bundle carries.
+type Image struct {
+	// Reference is the full source reference, e.g. docker.io/library/alpine:3.20.
+	Reference string        `json:"reference"`
+	Digest    digest.Digest `json:"digest"`
+	MediaType string        `json:"mediaType"`
+}
+
+// Blob is one blob of the image graphs: manifests, configs and layers.
+type Blob struct {
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType"`
+	// Repositories lists, in source-path terms (no host), every repository
+	// whose images reference the blob.
+	Repositories []string `json:"repositories"`
+	// Included is false when the blob was left out because a baseline says
+	// the destination already holds it.
+	Included bool `json:"included"`
+}
+
+// Sort puts images, blobs and repositories in a stable order, so the same
+// bundle always serialises to the same bytes.
+func (m *Manifest) Sort() {
+	sort.Slice(m.Images, func(i, j int) bool { return m.Images[i].Reference < m.Images[j].Reference })
+	sort.Slice(m.Blobs, func(i, j int) bool { return m.Blobs[i].Digest < m.Blobs[j].Digest })
+	for i := range m.Blobs {
+		sort.Strings(m.Blobs[i].Repositories)
+	}
+	sort.Slice(m.Baselines, func(i, j int) bool { return m.Baselines[i] < m.Baselines[j] })
+}
+
+// Blob returns the entry for d, if the bundle lists it.
+func (m *Manifest) Blob(d digest.Digest) (Blob, bool) {
+	i := sort.Search(len(m.Blobs), func(i int) bool { return m.Blobs[i].Digest >= d })
+	if i < len(m.Blobs) && m.Blobs[i].Digest == d {
+		return m.Blobs[i], true
+	}
+	return Blob{}, false
+}
+
+// Marshal returns the canonical, indented JSON form.
+func (m *Manifest) Marshal() ([]byte, error) {
+	m.Sort()
+	if m.Images == nil {
+		m.Images = []Image{}
+	}
+	if m.Blobs == nil {
+		m.Blobs = []Blob{}
+	}
+	if m.Baselines == nil {
+		m.Baselines = []digest.Digest{}
+	}
+	for i := range m.Blobs {
+		if m.Blobs[i].Repositories == nil {
+			m.Blobs[i].Repositories = []string{}
+		}
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Parse reads a ferry.json (or a baseline) of at most MaxSize bytes. name
+// is used in errors. It refuses unknown format versions (ErrUnsupported),
+// and, wrapping ErrInvalid, a document that does not parse, malformed
+// digests, negative sizes and blobs listed twice; it ignores fields it does
+// not know.
+func Parse(r io.Reader, name string) (*Manifest, error) {
+	data, err := ReadCapped(r, MaxSize, name)
+	if err != nil {
+		return nil, err
+	}
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w: %s", name, ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, invalid("does not parse: %v", err)
+	}
+	if m.MediaType != MediaType {
+		return nil, fmt.Errorf("%s: %w: mediaType %q (this ferry reads %q; a newer bundle needs a newer ferry)", name, ErrUnsupported, m.MediaType, MediaType)
+	}
+	for _, img := range m.Images {
+		if img.Reference == "" {
+			return nil, invalid("image with an empty reference")
+		}
+		if err := ValidateDigest(img.Digest); err != nil {
+			return nil, fmt.Errorf("%s: %w: image %s: %w", name, ErrInvalid, img.Reference, err)
+		}
+	}
+	seen := make(map[digest.Digest]bool, len(m.Blobs))
+	for _, b := range m.Blobs {
+		if err := ValidateDigest(b.Digest); err != nil {
+			return nil, fmt.Errorf("%s: %w: blob: %w", name, ErrInvalid, err)
+		}
+		if b.Size < 0 {
+			return nil, invalid("blob %s: negative size %d", b.Digest, b.Size)
+		}
+		if seen[b.Digest] {
+			return nil, invalid("blob %s is listed twice", b.Digest)
+		}
+		seen[b.Digest] = true
+	}
+	for _, d := range m.Baselines {
+		if err := ValidateDigest(d); err != nil {
+			return nil, fmt.Errorf("%s: %w: baseline: %w", name, ErrInvalid, err)
+		}
+	}
+	m.Sort()
+	return &m, nil
+}
+
+// ReadCapped reads all of r, refusing more than limit bytes with an error
+// wrapping ErrTooLarge. Every JSON document ferry reads goes through it.
+func ReadCapped(r io.Reader, limit int64, name string) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, limit)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,88 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func TestParse(t *testing.T) {
+	d := digest.FromString("x")
+	valid := `{"mediaType":"` + MediaType + `","images":[{"reference":"docker.io/library/a:1","digest":"` + d.String() + `"}],"blobs":[{"digest":"` + d.String() + `","size":1,"included":true,"future":"ignored"}],"newField":1}`
+	if m, err := Parse(strings.NewReader(valid), "ferry.json"); err != nil || len(m.Blobs) != 1 || !m.Blobs[0].Included {
+		t.Fatalf("valid manifest: %v %+v", err, m)
+	}
+	tests := map[string]struct {
+		in      string
+		wantErr error
+	}{
+		"unknown version": {strings.Replace(valid, "bundle.v1", "bundle.v2", 1), ErrUnsupported},
+		"bad digest":      {strings.Replace(valid, `"digest":"`+d.String()+`","size"`, `"digest":"sha256:../x","size"`, 1), ErrInvalidDigest},
+		"negative size":   {strings.Replace(valid, `"size":1`, `"size":-1`, 1), ErrInvalid},
+		"listed twice":    {strings.Replace(valid, `"blobs":[`, `"blobs":[{"digest":"`+d.String()+`","size":1},`, 1), ErrInvalid},
+		"oversized":       {valid[:len(valid)-1] + `,"pad":"` + strings.Repeat("x", MaxSize) + `"}`, ErrTooLarge},
+		"not JSON":        {"[", ErrInvalid},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.in), "ferry.json")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("%v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), "ferry.json") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestMarshalIsDeterministic(t *testing.T) {
+	a, b := digest.FromString("a"), digest.FromString("b")
+	m1 := &Manifest{MediaType: MediaType, Blobs: []Blob{{Digest: b, Repositories: []string{"z", "y"}}, {Digest: a}}}
+	m2 := &Manifest{MediaType: MediaType, Blobs: []Blob{{Digest: a}, {Digest: b, Repositories: []string{"y", "z"}}}}
+	j1, _ := m1.Marshal()
+	j2, _ := m2.Marshal()
+	if !bytes.Equal(j1, j2) {
+		t.Fatalf("same content, different bytes:\n%s\n%s", j1, j2)
+	}
+	back, err := Parse(bytes.NewReader(j1), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := back.Blob(b); !ok {
+		t.Fatal("Blob lookup failed after a round trip")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	d := digest.FromString("x").String()
+	f.Add(`{"mediaType":"` + MediaType + `","images":[{"reference":"a/b:c","digest":"` + d + `"}],"blobs":[{"digest":"` + d + `","size":3,"repositories":["a/b"],"included":false}],"baselines":["` + d + `"]}`)
+	f.Add(`{"mediaType":"application/vnd.ferry.bundle.v9+json"}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		m, err := Parse(strings.NewReader(in), "ferry.json")
+		if err != nil {
+			return
+		}
+		seen := map[digest.Digest]bool{}
+		for _, b := range m.Blobs {
+			if ValidateDigest(b.Digest) != nil || b.Size < 0 || seen[b.Digest] {
+				t.Fatalf("accepted a bad blob %+v", b)
+			}
+			seen[b.Digest] = true
+		}
+		// What parses, re-marshals and parses to the same thing.
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(bytes.NewReader(out), "again"); err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+	})
+}

@@ -1,0 +1,8 @@
+package layout
+
+// File names at the root of a bundle.
+const (
+	FileOCILayout = "oci-layout"
+	FileIndex     = "index.json"
+	FileBundle    = "ferry.json"
+)
