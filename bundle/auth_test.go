@@ -18,6 +18,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 )
@@ -63,17 +64,17 @@ func TestTLSAndBasicAuth(t *testing.T) {
 
 	// No credentials: the source refuses, and the error says it was the source.
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	_, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: bundle.RegistryOptions{CAFile: src.CAFile}})
+	_, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: registry.Options{CAFile: src.CAFile}})
 	if err == nil || !strings.Contains(err.Error(), "source") || !strings.Contains(err.Error(), "--src-creds") {
 		t.Fatalf("export without credentials: %v", err)
 	}
 	// Without the CA, TLS fails.
-	_, err = bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: bundle.RegistryOptions{Credentials: "alice:s3cret"}})
+	_, err = bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: registry.Options{Credentials: "alice:s3cret"}})
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("export without the CA: %v", err)
 	}
 	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out,
-		Source: bundle.RegistryOptions{Credentials: "alice:s3cret", CAFile: src.CAFile}}); err != nil {
+		Source: registry.Options{Credentials: "alice:s3cret", CAFile: src.CAFile}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -88,7 +89,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	})
 
 	// Import with the robot account from flags.
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/flags", Dest: bundle.RegistryOptions{Credentials: robot + ":" + robotPass, CAFile: dst.CAFile}}); err != nil {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/flags", Dest: registry.Options{Credentials: robot + ":" + robotPass, CAFile: dst.CAFile}}); err != nil {
 		t.Fatal(err)
 	}
 	// And from docker's config.json.
@@ -96,7 +97,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	authb64 := base64.StdEncoding.EncodeToString([]byte(robot + ":" + robotPass))
 	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+dst.Host+`":{"auth":"`+authb64+`"}}}`), 0o600)
 	t.Setenv("DOCKER_CONFIG", cfgDir)
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/config", Dest: bundle.RegistryOptions{CAFile: dst.CAFile}}); err != nil {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/config", Dest: registry.Options{CAFile: dst.CAFile}}); err != nil {
 		t.Fatal(err)
 	}
 	// And from podman's auth.json, when docker's config.json has nothing.
@@ -105,7 +106,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	os.MkdirAll(filepath.Join(runtime, "containers"), 0o700)
 	os.WriteFile(filepath.Join(runtime, "containers", "auth.json"), []byte(`{"auths":{"`+dst.Host+`":{"auth":"`+authb64+`"}}}`), 0o600)
 	t.Setenv("XDG_RUNTIME_DIR", runtime)
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/podman", Dest: bundle.RegistryOptions{CAFile: dst.CAFile}}); err != nil {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/podman", Dest: registry.Options{CAFile: dst.CAFile}}); err != nil {
 		t.Fatalf("import with podman's auth.json: %v", err)
 	}
 	for _, prefix := range []string{"flags", "config", "podman"} {
@@ -118,7 +119,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		}
 	}
 	// A wrong password fails, and the error never prints it.
-	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: bundle.RegistryOptions{Credentials: robot + ":wrong-pass", CAFile: dst.CAFile}})
+	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: registry.Options{Credentials: robot + ":wrong-pass", CAFile: dst.CAFile}})
 	if err == nil || !strings.Contains(err.Error(), "destination") || !strings.Contains(err.Error(), "--dest-creds") || strings.Contains(err.Error(), "wrong-pass") {
 		t.Fatalf("import with a wrong password: %v", err)
 	}
@@ -129,27 +130,27 @@ func TestMutualTLSCertDirAndInsecure(t *testing.T) {
 	_, set, out := exportSet(t, regtest.Distribution)
 	dst := regtest.NewWith(t, regtest.Debian, regtest.Options{TLS: true, ClientCerts: true})
 	// The CA alone is not enough: the registry wants a client certificate.
-	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: bundle.RegistryOptions{CAFile: dst.CAFile}})
+	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: registry.Options{CAFile: dst.CAFile}})
 	if err == nil || !strings.Contains(err.Error(), "destination") {
 		t.Fatalf("import without a client certificate: %v", err)
 	}
 	// A certs.d directory with ca.crt, client.cert and client.key is.
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: bundle.RegistryOptions{CertDir: dst.CertDir}}); err != nil {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: registry.Options{CertDir: dst.CertDir}}); err != nil {
 		t.Fatalf("import with --dest-cert-dir: %v", err)
 	}
 	// A key without its certificate is a usage error that names the file.
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, "client.key"), []byte("x"), 0o600)
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: bundle.RegistryOptions{CertDir: bad}}); !errors.Is(err, bundle.ErrInvalidOption) || !strings.Contains(err.Error(), "client.key") {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: registry.Options{CertDir: bad}}); !errors.Is(err, bundle.ErrInvalidOption) || !strings.Contains(err.Error(), "client.key") {
 		t.Fatalf("cert dir with a lone key: %v", err)
 	}
 
 	// --dest-tls-verify=false accepts a certificate nobody vouches for.
 	plainTLS := regtest.NewWith(t, regtest.Distribution, regtest.Options{TLS: true})
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: plainTLS.Host + "/m", Dest: bundle.RegistryOptions{}}); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: plainTLS.Host + "/m", Dest: registry.Options{}}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("import to an unknown CA: %v", err)
 	}
-	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: plainTLS.Host + "/m", Dest: bundle.RegistryOptions{InsecureSkipTLSVerify: true}}); err != nil {
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: plainTLS.Host + "/m", Dest: registry.Options{InsecureSkipTLSVerify: true}}); err != nil {
 		t.Fatalf("import with verification off: %v", err)
 	}
 	for _, img := range set.Images {
@@ -170,7 +171,7 @@ func TestTokenAuth(t *testing.T) {
 			src := regtest.NewWith(t, regtest.Distribution, ts.Options())
 			dst := regtest.NewWith(t, kind, ts.Options())
 			set, _ := imagegen.Generate(imagegen.Options{Apps: 3, LayerSize: 256 << 10})
-			creds := bundle.RegistryOptions{PlainHTTP: true, Credentials: robot + ":" + secret}
+			creds := registry.Options{PlainHTTP: true, Credentials: robot + ":" + secret}
 			// Seed the source through ferry's own client: import a bundle
 			// exported from an open registry.
 			open := regtest.New(t, regtest.Distribution)
@@ -225,9 +226,9 @@ func TestTokenAuth(t *testing.T) {
 			}
 			ts.SetTTL(time.Hour)
 			// What arrived is complete, checked with a fresh token.
-			reg, _ := bundle.NewRegistry(dst.Host, creds)
+			c, _ := registry.New(registry.Destination, creds, dst.Host)
 			for _, img := range set.Images {
-				repo, err := reg.Repository(ctx, "m/"+img.Repository)
+				repo, err := c.Repository(dst.Host, "m/"+img.Repository)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -237,7 +238,7 @@ func TestTokenAuth(t *testing.T) {
 				}
 			}
 			// Wrong credentials: the token server refuses, ferry stops.
-			_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: bundle.RegistryOptions{PlainHTTP: true, Credentials: robot + ":nope"}})
+			_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: registry.Options{PlainHTTP: true, Credentials: robot + ":nope"}})
 			if err == nil || strings.Contains(err.Error(), "nope") {
 				t.Fatalf("import with a wrong password: %v", err)
 			}

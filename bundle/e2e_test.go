@@ -11,13 +11,14 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
 )
 
-var plain = bundle.RegistryOptions{PlainHTTP: true}
+var plain = registry.Options{PlainHTTP: true}
 
 // seed generates a set and pushes it into a fresh source registry.
 func seed(t *testing.T, kind regtest.Kind, opts imagegen.Options) (*regtest.Server, *imagegen.Set, []string) {

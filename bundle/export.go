@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
@@ -43,7 +44,7 @@ type ExportOptions struct {
 	// Output.sha256sums. Zero means one file.
 	SplitSize int64
 	// Source says how to reach the source registries.
-	Source RegistryOptions
+	Source registry.Options
 	// Jobs bounds how many blobs download at once; 0 means DefaultJobs.
 	Jobs int
 	// Progress receives progress events; nil means none.
@@ -72,8 +73,7 @@ type ExportResult struct {
 // from an interrupted run are verified and reused. index.json and ferry.json
 // are written last, so a bundle is complete exactly when they are there.
 func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
-	res, err := export(ctx, opts)
-	return res, explain(err, "src")
+	return export(ctx, opts)
 }
 
 func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
@@ -93,9 +93,9 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	for _, r := range refs {
 		hosts = append(hosts, r.Registry)
 	}
-	c, err := newClient(opts.Source, hosts...)
+	c, err := registry.New(registry.Source, opts.Source, hosts...)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+		return nil, err
 	}
 	jobs := jobsOrDefault(opts.Jobs)
 	base, err := delta.Load(opts.Baselines...)
@@ -168,22 +168,22 @@ func parseReferences(in []string) ([]Reference, error) {
 }
 
 // planExport resolves every reference at its source and walks its graph.
-func planExport(ctx context.Context, c *client, refs []Reference, jobs int) (*Plan, *layout.Graph, error) {
+func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs int) (*Plan, *layout.Graph, error) {
 	images := make([]PlannedImage, len(refs))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, ref := range refs {
 		eg.Go(func() error {
-			repo, err := c.repository(ref.Registry, ref.Repository)
+			repo, err := c.Repository(ref.Registry, ref.Repository)
 			if err != nil {
 				return err
 			}
 			desc, err := repo.Resolve(ectx, ref.Target())
 			if err != nil {
-				return fmt.Errorf("source: resolving %s: %w", ref, err)
+				return c.Wrap(registry.OpResolve, ref.String(), err)
 			}
 			if ref.Digest != "" && desc.Digest != ref.Digest {
-				return fmt.Errorf("source: resolving %s: registry answered with %s", ref, desc.Digest)
+				return c.Wrap(registry.OpResolve, ref.String(), fmt.Errorf("the registry answered with %s", desc.Digest))
 			}
 			images[i] = PlannedImage{Source: ref, Root: ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}}
 			return nil
@@ -194,10 +194,10 @@ func planExport(ctx context.Context, c *client, refs []Reference, jobs int) (*Pl
 	}
 	graph := layout.NewGraph()
 	err := walkImages(ctx, graph, images, jobs, func(img PlannedImage) (layout.Fetcher, error) {
-		return c.repository(img.Source.Registry, img.Source.Repository)
+		return c.Repository(img.Source.Registry, img.Source.Repository)
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
+		return nil, nil, err
 	}
 	sort.SliceStable(images, func(i, j int) bool { return images[i].Source.String() < images[j].Source.String() })
 	return &Plan{Images: images, Blobs: collectBlobs(images)}, graph, nil
@@ -205,7 +205,7 @@ func planExport(ctx context.Context, c *client, refs []Reference, jobs int) (*Pl
 
 // exportDir writes the bundle as a directory: blobs in parallel (3),
 // then index.json and ferry.json (4).
-func exportDir(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, out string, jobs int, prog Progress, sum *Summary) error {
+func exportDir(ctx context.Context, c *registry.Client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, out string, jobs int, prog Progress, sum *Summary) error {
 	dir, err := layout.CreateDir(out)
 	if err != nil {
 		return err
@@ -235,7 +235,7 @@ func exportDir(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, 
 // transferToDir writes every included blob of the plan into dir: manifests
 // from the graph's memory, other blobs streamed from their first source
 // repository. Blobs already present are hashed and reused.
-func transferToDir(ctx context.Context, c *client, graph *layout.Graph, dir *layout.Dir, plan *Plan, jobs int, prog Progress, sum *Summary) error {
+func transferToDir(ctx context.Context, c *registry.Client, graph *layout.Graph, dir *layout.Dir, plan *Plan, jobs int, prog Progress, sum *Summary) error {
 	var todo []PlannedBlob
 	for _, b := range plan.Blobs {
 		if b.Included {
@@ -278,7 +278,7 @@ func transferToDir(ctx context.Context, c *client, graph *layout.Graph, dir *lay
 
 // ensureBlob makes blob b present and verified in dir; it reports whether
 // it had to fetch it.
-func ensureBlob(ctx context.Context, c *client, graph *layout.Graph, dir *layout.Dir, b PlannedBlob, prog Progress) (bool, error) {
+func ensureBlob(ctx context.Context, c *registry.Client, graph *layout.Graph, dir *layout.Dir, b PlannedBlob, prog Progress) (bool, error) {
 	ok, err := dir.Exists(b.Desc)
 	if err != nil && !errors.Is(err, layout.ErrSizeMismatch) {
 		return false, err // a leftover of the wrong size is replaced below
@@ -308,27 +308,27 @@ func ensureBlob(ctx context.Context, c *client, graph *layout.Graph, dir *layout
 }
 
 // fetchInto streams a blob from its source into dir.
-func fetchInto(ctx context.Context, c *client, dir *layout.Dir, b PlannedBlob, prog Progress) error {
+func fetchInto(ctx context.Context, c *registry.Client, dir *layout.Dir, b PlannedBlob, prog Progress) error {
 	rc, from, err := openSource(ctx, c, b)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	if err := dir.WriteBlob(ctx, b.Desc, countingReader{rc, prog}); err != nil {
-		return fmt.Errorf("source: fetching blob %s from %s: %w", b.Desc.Digest, from, err)
+		return c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String()+" from "+from, err)
 	}
 	return nil
 }
 
 // openSource opens a blob at the first source repository that answers.
-func openSource(ctx context.Context, c *client, b PlannedBlob) (io.ReadCloser, string, error) {
+func openSource(ctx context.Context, c *registry.Client, b PlannedBlob) (io.ReadCloser, string, error) {
 	var errs []error
 	for _, src := range b.sources {
-		repo, err := c.repository(src.Registry, src.Repository)
+		repo, err := c.Repository(src.Registry, src.Repository)
 		if err != nil {
 			return nil, "", err
 		}
-		rc, err := newResumingReader(ctx, func() (io.ReadCloser, error) { return repo.Blobs().Fetch(ctx, b.Desc) })
+		rc, err := registry.NewResumingReader(ctx, func() (io.ReadCloser, error) { return repo.Blobs().Fetch(ctx, b.Desc) })
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()
@@ -338,7 +338,7 @@ func openSource(ctx context.Context, c *client, b PlannedBlob) (io.ReadCloser, s
 		}
 		return rc, src.Name(), nil
 	}
-	return nil, "", fmt.Errorf("source: fetching blob %s: %w", b.Desc.Digest, errors.Join(errs...))
+	return nil, "", c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String(), errors.Join(errs...))
 }
 
 // pruneDir removes from the bundle's blob directory every file the plan does

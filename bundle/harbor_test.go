@@ -12,6 +12,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 )
@@ -88,7 +89,7 @@ func TestHarborRules(t *testing.T) {
 	_, set, out := exportSet(t, regtest.Distribution)
 	reg := regtest.New(t, regtest.Distribution)
 	h := newHarborFront(t, reg)
-	admin := bundle.RegistryOptions{PlainHTTP: true, Credentials: harborAdmin + ":" + harborPassword}
+	admin := registry.Options{PlainHTTP: true, Credentials: harborAdmin + ":" + harborPassword}
 
 	// The project does not exist: a clear message, nothing pushed.
 	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: h.host + "/mirror", Dest: admin})
@@ -96,7 +97,7 @@ func TestHarborRules(t *testing.T) {
 		t.Fatalf("import into a missing project: %v", err)
 	}
 	// Creating projects needs a user that may.
-	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: h.host + "/mirror", Dest: bundle.RegistryOptions{PlainHTTP: true, Credentials: "dev:dev"}, CreateProjects: true})
+	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: h.host + "/mirror", Dest: registry.Options{PlainHTTP: true, Credentials: "dev:dev"}, CreateProjects: true})
 	if err == nil || !strings.Contains(err.Error(), "may not create projects") {
 		t.Fatalf("--create-projects as a user who may not: %v", err)
 	}

@@ -13,6 +13,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/registry/harbor"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
@@ -27,7 +29,7 @@ type ImportOptions struct {
 	// ref.name is a bare tag, PREFIX is the repository. Required.
 	To string
 	// Dest says how to reach the destination registry.
-	Dest RegistryOptions
+	Dest registry.Options
 	// Jobs bounds how many blobs are hashed or pushed at once; 0 means
 	// DefaultJobs.
 	Jobs int
@@ -100,7 +102,7 @@ type RepoBlob struct {
 // already has: a re-import is HEAD requests only.
 func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	res, err := importBundle(ctx, opts)
-	return res, explain(err, "dest")
+	return res, harbor.Explain(err)
 }
 
 func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
@@ -111,9 +113,9 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClient(opts.Dest, dest.Registry)
+	c, err := registry.New(registry.Destination, opts.Dest, dest.Registry)
 	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
+		return nil, err
 	}
 	imp := &importer{c: c, dest: dest, jobs: jobs, prog: prog}
 
@@ -155,13 +157,17 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	res.Summary.Images = len(targets)
 	if opts.Harbor || opts.CreateProjects {
 		for _, t := range targets {
-			if err := CheckHarbor(t.Dest.Repository); err != nil {
+			if err := harbor.CheckRepository(t.Dest.Repository); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if opts.CreateProjects && !opts.DryRun {
-		if res.ProjectsCreated, err = imp.createProjects(ctx, targets); err != nil {
+		var repos []string
+		for _, t := range targets {
+			repos = append(repos, t.Dest.Repository)
+		}
+		if res.ProjectsCreated, err = harbor.CreateProjects(ctx, c, dest.Registry, repos, prog.Logf); err != nil {
 			return nil, err
 		}
 	}
@@ -301,7 +307,7 @@ func groupByRepository(targets []Target) []repoGraph {
 }
 
 type importer struct {
-	c *client
+	c *registry.Client
 	// dir is the bundle directory; nil when the bundle is a stream.
 	dir *layout.Dir
 	// tar is the bundle tarball being streamed; nil for a directory.
@@ -330,5 +336,5 @@ func (imp *importer) bundleFault(desc ocispec.Descriptor, err error) error {
 }
 
 func (imp *importer) repo(name string) (*remote.Repository, error) {
-	return imp.c.repository(imp.dest.Registry, name)
+	return imp.c.Repository(imp.dest.Registry, name)
 }

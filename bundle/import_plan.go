@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -52,7 +52,7 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, target
 			}
 			ok, err := repo.Blobs().Exists(ectx, rb.Desc)
 			if err != nil {
-				return fmt.Errorf("destination: checking blob %s in %s: %w", rb.Desc.Digest, rb.Repository, err)
+				return imp.c.Wrap(registry.OpCheckBlob, rb.Desc.Digest.String()+" in "+rb.Repository, err)
 			}
 			if ok {
 				state[i] = present
@@ -128,23 +128,17 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, 
 			}
 			continue
 		}
-		mctx, slot := withUploadSlot(ctx)
-		err := repo.Mount(mctx, rb.Desc, from, func() (io.ReadCloser, error) { return nil, errNotMounted })
-		if errors.Is(err, errNotMounted) {
-			imp.c.cancelUpload(ctx, slot)
+		ok, err := imp.c.TryMount(ctx, repo, rb.Desc, from)
+		if err != nil {
+			return false, err
 		}
-		if err == nil {
+		if ok {
 			imp.prog.Logf("mounted %s into %s from %s", rb.Desc.Digest, rb.Repository, from)
 			return true, nil
-		}
-		if ctx.Err() != nil {
-			return false, ctx.Err()
 		}
 	}
 	return false, nil
 }
-
-var errNotMounted = errors.New("registry started an upload instead of mounting")
 
 // mountSources are the destination repositories an omitted blob may be
 // mounted from: where ferry.json says it lives, mapped through --to.

@@ -14,6 +14,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/registry/harbor"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
@@ -123,21 +125,21 @@ func (imp *importer) upload(ctx context.Context, desc ocispec.Descriptor, reposi
 		}
 		defer rc.Close()
 		rec := &readErr{r: countingReader{rc, progressFunc(func(n int64) { sent += n; imp.prog.Add(n) })}}
-		uctx, slot := withUploadSlot(ctx)
+		uctx, slot := registry.WithUploadSlot(ctx)
 		err = repo.Blobs().Push(uctx, desc, rec)
 		if err == nil {
 			return nil
 		}
-		imp.c.cancelUpload(ctx, slot)
+		imp.c.CancelUpload(ctx, slot)
 		// The registry may answer before our reader reports the fault (it
 		// checks the digest too): the bundle's fault comes first.
 		if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
 			return &bundleErr{rec.err}
 		}
-		return expiredDuringUpload(err, attempt)
+		return registry.ExpiredDuringUpload(err, attempt)
 	}
 	if retry {
-		err = withRetry(ctx, try)
+		err = registry.WithRetry(ctx, try)
 	} else {
 		err = try(0)
 	}
@@ -147,10 +149,10 @@ func (imp *importer) upload(ctx context.Context, desc ocispec.Descriptor, reposi
 		return nil
 	case errors.As(err, &be):
 		return imp.bundleFault(desc, be.err)
-	case registryRejectedDigest(err):
+	case registry.RejectedDigest(err):
 		return imp.rejectedDigest(desc, err)
 	}
-	return fmt.Errorf("destination: pushing blob %s to %s: %w", desc.Digest, repository, err)
+	return imp.c.Wrap(registry.OpPushBlob, desc.Digest.String()+" to "+repository, err)
 }
 
 // bundleErr marks a fault in the bundle's bytes met during an upload: final,
@@ -159,6 +161,9 @@ type bundleErr struct{ err error }
 
 func (e *bundleErr) Error() string { return e.err.Error() }
 func (e *bundleErr) Unwrap() error { return e.err }
+
+// Permanent tells registry.WithRetry not to try again.
+func (e *bundleErr) Permanent() bool { return true }
 
 // rejectedDigest is the bundle's fault when the destination refused an
 // upload because the bytes hashed to another digest than desc's.
@@ -183,10 +188,7 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 		}
 		return nil, fmt.Errorf("the registry did not mount %s from %s, and a compressed tarball or standard input cannot be read twice", rb.Desc.Digest, from)
 	}
-	if err := repo.Mount(ctx, rb.Desc, from, getContent); err != nil {
-		return fmt.Errorf("destination: mounting blob %s from %s into %s: %w", rb.Desc.Digest, from, rb.Repository, err)
-	}
-	return nil
+	return imp.c.MountOrUpload(ctx, repo, rb.Desc, from, getContent)
 }
 
 // pushManifests pushes, per repository, every manifest and index the
@@ -206,13 +208,13 @@ func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *
 					continue
 				}
 				ok, err := repo.Manifests().Exists(ectx, d)
-				if pullBlocked(err) {
+				if harbor.PullBlocked(err) {
 					// Harbor's policy hides the manifest from reads; a PUT of
 					// the same digest is harmless, so push it.
 					ok, err = false, nil
 				}
 				if err != nil {
-					return fmt.Errorf("destination: checking manifest %s in %s: %w", d.Digest, r.name, err)
+					return imp.c.Wrap(registry.OpCheckMfst, d.Digest.String()+" in "+r.name, err)
 				}
 				mu.Lock()
 				if ok {
@@ -228,7 +230,7 @@ func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *
 				}
 				data, _ := imp.graph.Manifest(d.Digest)
 				if err := repo.Manifests().Push(ectx, d, bytes.NewReader(data)); err != nil {
-					return fmt.Errorf("destination: pushing manifest %s to %s: %w", d.Digest, r.name, err)
+					return imp.c.Wrap(registry.OpPushManifest, d.Digest.String()+" to "+r.name, err)
 				}
 			}
 			return nil

@@ -9,6 +9,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2/errdef"
+
+	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/registry/harbor"
 )
 
 // TagAction is what import will do with one destination tag.
@@ -41,12 +44,12 @@ func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite
 		switch {
 		case err == nil:
 			a.Current = cur.Digest
-		case pullBlocked(err):
+		case harbor.PullBlocked(err):
 			// Harbor's policy hides where the tag points: it is set, and
 			// reported as set.
 			imp.prog.Logf("%s: the registry's policy blocks reading this tag (HTTP 412); it will be set", t.Dest)
 		case !errors.Is(err, errdef.ErrNotFound):
-			return nil, fmt.Errorf("destination: resolving %s: %w", t.Dest, err)
+			return nil, imp.c.Wrap(registry.OpCheckTag, t.Dest.String(), err)
 		}
 		if noOverwrite && a.Current != "" && a.Current != t.Root.Digest {
 			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", t.Dest, a.Current, t.Root.Digest))
@@ -75,7 +78,7 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Sum
 		}
 		data, _ := imp.graph.Manifest(t.Root.Digest)
 		if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
-			return fmt.Errorf("destination: tagging %s: %w", t.Dest, err)
+			return imp.c.Wrap(registry.OpTag, t.Dest.String(), err)
 		}
 		if a.Current != "" {
 			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, a.Current))

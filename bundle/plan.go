@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"slices"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
@@ -135,7 +135,7 @@ func walkImages(ctx context.Context, g *layout.Graph, images []PlannedImage, job
 			}
 			graph, err := g.Walk(ctx, f, images[i].Root)
 			if err != nil {
-				return fmt.Errorf("reading the graph of %s: %w", images[i].Source, err)
+				return registry.Wrap(registry.Source, registry.OpReadGraph, images[i].Source.String(), err)
 			}
 			mu.Lock()
 			images[i].Graph = graph

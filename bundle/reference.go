@@ -1,19 +1,25 @@
 package bundle
 
 import (
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
+
 	"github.com/opencontainers/go-digest"
-	"oras.land/oras-go/v2/registry"
+	ocireg "oras.land/oras-go/v2/registry"
 
 	"github.com/ferry-oci/ferry/layout"
 )
 
-// ErrInvalidReference: an image reference or --to target that does not parse.
-var ErrInvalidReference = errors.New("invalid reference")
+// Sentinel errors of what the user typed: test with errors.Is. They are
+// bundle/registry's, so one test catches both packages' answers.
+var (
+	// ErrInvalidReference: an image reference or --to target that does not parse.
+	ErrInvalidReference = registry.ErrInvalidReference
+	// ErrInvalidOption: an option value that cannot work.
+	ErrInvalidOption = registry.ErrInvalidOption
+)
 
 // Reference is a fully qualified image reference: a registry host, a
 // repository path and a tag, a digest or both.
@@ -75,7 +81,7 @@ func ParseReference(s string) (Reference, error) {
 }
 
 func (r Reference) validate() error {
-	ref := registry.Reference{Registry: r.Registry, Repository: r.Repository}
+	ref := ocireg.Reference{Registry: r.Registry, Repository: r.Repository}
 	if err := ref.ValidateRegistry(); err != nil {
 		return fmt.Errorf("registry %q is not a valid host[:port]", r.Registry)
 	}
@@ -132,7 +138,7 @@ func ParseDestination(s string) (Destination, error) {
 	}
 	host, prefix, _ := strings.Cut(s, "/")
 	d := Destination{Registry: host, Prefix: prefix}
-	ref := registry.Reference{Registry: host, Repository: prefix}
+	ref := ocireg.Reference{Registry: host, Repository: prefix}
 	if err := ref.ValidateRegistry(); err != nil {
 		return Destination{}, fmt.Errorf("%w: destination %q: registry %q is not a valid host[:port]", ErrInvalidReference, s, host)
 	}
@@ -171,22 +177,4 @@ func (d Destination) String() string {
 		return d.Registry
 	}
 	return d.Registry + "/" + d.Prefix
-}
-
-// harborProject is Harbor's rule for project names, stricter than OCI's
-// path components: no "__", no runs of "-".
-var harborProject = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
-
-// CheckHarbor applies Harbor's rules to a destination repository: its first
-// path component is a project, with a stricter name, and a repository needs
-// a project and a name below it.
-func CheckHarbor(repo string) error {
-	project, rest, ok := strings.Cut(repo, "/")
-	if !ok || rest == "" {
-		return fmt.Errorf("%w: %q: Harbor needs PROJECT/REPOSITORY; give --to a prefix that names the project (harbor.internal/mirror)", ErrInvalidReference, repo)
-	}
-	if len(project) < 1 || len(project) > 255 || !harborProject.MatchString(project) {
-		return fmt.Errorf("%w: %q: %q is not a valid Harbor project name (lower-case letters and digits, separated by single '.', '_' or '-')", ErrInvalidReference, repo, project)
-	}
-	return nil
 }

@@ -131,17 +131,3 @@ func FuzzReadImagesFile(f *testing.F) {
 		}
 	})
 }
-
-func TestCheckHarbor(t *testing.T) {
-	for _, ok := range []string{"mirror/library/alpine", "team-a/app", "a.b_c/x"} {
-		if err := CheckHarbor(ok); err != nil {
-			t.Errorf("CheckHarbor(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"alpine", "my__proj/app", "my--proj/app", "-x/app", "x./app"} {
-		err := CheckHarbor(bad)
-		if !errors.Is(err, ErrInvalidReference) || !strings.Contains(err.Error(), bad) {
-			t.Errorf("CheckHarbor(%q) = %v", bad, err)
-		}
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/pgzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
@@ -101,7 +102,7 @@ func (s splitSink) abort()        { s.Abort() }
 // the source registries into the file(s): metadata first, then manifests,
 // configs and layers. Nothing is staged on disk and memory stays flat; the
 // output appears only when every blob has been verified.
-func exportTar(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, opts ExportOptions, f form, prog Progress, sum *Summary) (err error) {
+func exportTar(ctx context.Context, c *registry.Client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, opts ExportOptions, f form, prog Progress, sum *Summary) (err error) {
 	var out sink
 	if opts.SplitSize > 0 {
 		sw, err := layout.NewSplitWriter(opts.Output, opts.SplitSize)
@@ -170,14 +171,14 @@ func exportTar(ctx context.Context, c *client, graph *layout.Graph, plan *Plan, 
 	return nil
 }
 
-func streamBlob(ctx context.Context, c *client, tw *layout.TarWriter, b PlannedBlob, prog Progress) error {
+func streamBlob(ctx context.Context, c *registry.Client, tw *layout.TarWriter, b PlannedBlob, prog Progress) error {
 	rc, from, err := openSource(ctx, c, b)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	if err := tw.WriteBlob(ctx, b.Desc, countingReader{rc, prog}); err != nil {
-		return fmt.Errorf("source: fetching blob %s from %s: %w", b.Desc.Digest, from, err)
+		return c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String()+" from "+from, err)
 	}
 	return nil
 }

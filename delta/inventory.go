@@ -13,9 +13,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
-	"oras.land/oras-go/v2/registry"
-	"oras.land/oras-go/v2/registry/remote/errcode"
+	ocireg "oras.land/oras-go/v2/registry"
 
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
@@ -24,9 +24,14 @@ import (
 // non-admins); name the repositories instead.
 var ErrCatalogForbidden = errors.New("the registry does not allow listing repositories")
 
-// InventoryOptions configure Inventory. The zero value lists the whole
-// registry through _catalog, 4 repositories at a time, silently.
+// InventoryOptions configure Inventory. Registry is required; the zero
+// value of the rest lists the whole registry through _catalog, 4
+// repositories at a time, silently.
 type InventoryOptions struct {
+	// Registry is the host[:port] to ask. Required.
+	Registry string
+	// Client says how to reach it.
+	Client registry.Options
 	// Prefix is the destination prefix (harbor.internal/MIRROR): only
 	// repositories below it are listed, and it is stripped from the paths
 	// written, so they are in source form as an export expects.
@@ -41,11 +46,34 @@ type InventoryOptions struct {
 	Now func() time.Time
 }
 
+// WriteInventory runs Inventory and saves the baseline to path
+// atomically.
+func WriteInventory(ctx context.Context, path string, opts InventoryOptions) (*spec.Manifest, error) {
+	m, err := Inventory(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return m, Save(path, m)
+}
+
 // Inventory asks a registry what it holds: every repository (below the
 // prefix), every tag, every manifest and the blobs they reference. The
 // result is a baseline: a spec.Manifest listing each blob with the
 // repositories it lives in, none of them included.
-func Inventory(ctx context.Context, reg registry.Registry, opts InventoryOptions) (*spec.Manifest, error) {
+func Inventory(ctx context.Context, opts InventoryOptions) (*spec.Manifest, error) {
+	c, err := registry.New(registry.Destination, opts.Client, opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := c.Registry(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m, err := inventoryOf(ctx, reg, opts)
+	return m, c.Wrap(registry.OpList, opts.Registry, err)
+}
+
+func inventoryOf(ctx context.Context, reg ocireg.Registry, opts InventoryOptions) (*spec.Manifest, error) {
 	prefix := strings.Trim(opts.Prefix, "/")
 	repos := opts.Repositories
 	if len(repos) == 0 {
@@ -94,7 +122,7 @@ func destPath(prefix, src string) string {
 }
 
 // catalog lists the repositories below prefix, in source form.
-func catalog(ctx context.Context, reg registry.Registry, prefix string) ([]string, error) {
+func catalog(ctx context.Context, reg ocireg.Registry, prefix string) ([]string, error) {
 	var out []string
 	err := reg.Repositories(ctx, "", func(repos []string) error {
 		for _, r := range repos {
@@ -107,8 +135,7 @@ func catalog(ctx context.Context, reg registry.Registry, prefix string) ([]strin
 		}
 		return nil
 	})
-	var resp *errcode.ErrorResponse
-	if errors.As(err, &resp) && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound) {
+	if st := registry.Status(err); st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusNotFound {
 		return nil, fmt.Errorf("%w (%v): name the repositories with --repos or --images-file", ErrCatalogForbidden, err)
 	}
 	if err != nil {
@@ -125,7 +152,7 @@ type inventory struct {
 }
 
 // repository records every tag of one repository and the graphs below them.
-func (inv *inventory) repository(ctx context.Context, reg registry.Registry, graph *layout.Graph, src, dest string, logf func(string, ...any)) error {
+func (inv *inventory) repository(ctx context.Context, reg ocireg.Registry, graph *layout.Graph, src, dest string, logf func(string, ...any)) error {
 	repo, err := reg.Repository(ctx, dest)
 	if err != nil {
 		return err
@@ -135,8 +162,7 @@ func (inv *inventory) repository(ctx context.Context, reg registry.Registry, gra
 		tags = append(tags, ts...)
 		return nil
 	})
-	var resp *errcode.ErrorResponse
-	if errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound {
+	if registry.Status(err) == http.StatusNotFound {
 		logf("skipping %s: no such repository", dest)
 		return nil
 	}

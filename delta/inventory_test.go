@@ -11,13 +11,14 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 )
 
-var plain = bundle.RegistryOptions{PlainHTTP: true}
+var plain = registry.Options{PlainHTTP: true}
 
 func refsOf(set *imagegen.Set, host string) []string {
 	var out []string
@@ -61,11 +62,7 @@ func TestInventoryIsABaseline(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			reg, err := bundle.NewRegistry(dst.Host, plain)
-			if err != nil {
-				t.Fatal(err)
-			}
-			inv, err := delta.Inventory(ctx, reg, delta.InventoryOptions{Prefix: "mirror"})
+			inv, err := delta.Inventory(ctx, delta.InventoryOptions{Registry: dst.Host, Client: plain, Prefix: "mirror"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +96,7 @@ func TestInventoryIsABaseline(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Every v3 image is complete at the destination.
-			again, err := delta.Inventory(ctx, reg, delta.InventoryOptions{Prefix: "mirror"})
+			again, err := delta.Inventory(ctx, delta.InventoryOptions{Registry: dst.Host, Client: plain, Prefix: "mirror"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,12 +124,11 @@ func TestInventoryWhenCatalogIsForbidden(t *testing.T) {
 		}
 		return false
 	})
-	reg, _ := bundle.NewRegistry(host, plain)
-	_, err := delta.Inventory(ctx, reg, delta.InventoryOptions{})
+	_, err := delta.Inventory(ctx, delta.InventoryOptions{Registry: host, Client: plain})
 	if !errors.Is(err, delta.ErrCatalogForbidden) {
 		t.Fatalf("inventory without catalog access: %v, want ErrCatalogForbidden", err)
 	}
-	inv, err := delta.Inventory(ctx, reg, delta.InventoryOptions{Repositories: []string{"team/app1", "does/not-exist"}})
+	inv, err := delta.Inventory(ctx, delta.InventoryOptions{Registry: host, Client: plain, Repositories: []string{"team/app1", "does/not-exist"}})
 	if err != nil {
 		t.Fatal(err)
 	}

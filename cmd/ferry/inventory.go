@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/delta"
 )
 
@@ -15,7 +16,7 @@ func newInventoryCmd(g *globals) *cobra.Command {
 		output     string
 		repos      []string
 		imagesFile string
-		reg        bundle.RegistryOptions
+		reg        registry.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "inventory REGISTRY[/PREFIX] -o FILE",
@@ -51,19 +52,12 @@ stripped, so the file can be carried out and used directly:
 					repos = append(repos, r.Repository)
 				}
 			}
-			client, err := bundle.NewRegistry(dest.Registry, reg)
-			if err != nil {
-				return err
-			}
-			opts := delta.InventoryOptions{Prefix: dest.Prefix, Repositories: dedupe(repos), Jobs: g.jobs}
+			opts := delta.InventoryOptions{Registry: dest.Registry, Client: reg, Prefix: dest.Prefix, Repositories: dedupe(repos), Jobs: g.jobs}
 			if !g.quiet {
 				opts.Logf = func(format string, a ...any) { fmt.Fprintf(g.err, format+"\n", a...) }
 			}
-			m, err := delta.Inventory(cmd.Context(), client, opts)
+			m, err := delta.WriteInventory(cmd.Context(), output, opts)
 			if err != nil {
-				return err
-			}
-			if err := delta.Save(output, m); err != nil {
 				return err
 			}
 			var bytes int64

@@ -8,14 +8,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 )
 
 func newLoginCmd(g *globals) *cobra.Command {
 	var (
 		user, password string
 		stdin          bool
-		opts           bundle.RegistryOptions
+		opts           registry.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "login REGISTRY -u USER (--password-stdin | -p PASSWORD)",
@@ -40,7 +40,7 @@ put the name in single quotes, or the shell replaces $mirror with nothing.`,
 			if user == "" || password == "" {
 				return usagef("login needs -u USER and a password (--password-stdin, or -p)")
 			}
-			if err := bundle.Login(cmd.Context(), args[0], user, password, opts); err != nil {
+			if err := registry.Login(cmd.Context(), args[0], user, password, opts); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "Login Succeeded: %s as %s\n", args[0], user)
@@ -55,14 +55,14 @@ put the name in single quotes, or the shell replaces $mirror with nothing.`,
 }
 
 func newLogoutCmd(g *globals) *cobra.Command {
-	var opts bundle.RegistryOptions
+	var opts registry.Options
 	cmd := &cobra.Command{
 		Use:     "logout REGISTRY",
 		Short:   "Forget the credentials saved for a registry",
 		Example: `  ferry logout harbor.internal`,
 		Args:    exactArgs(1, "REGISTRY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := bundle.Logout(cmd.Context(), args[0], opts); err != nil {
+			if err := registry.Logout(cmd.Context(), args[0], opts); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "Removed the credentials for %s\n", args[0])

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/verify"
 )
 
@@ -97,13 +98,13 @@ func exitCode(ctx context.Context, err error) int {
 
 // registryFlags binds the flags that reach one side's registries: side is
 // "src" or "dest" (flags --src-creds, …).
-func registryFlags(cmd *cobra.Command, side string, o *bundle.RegistryOptions) {
+func registryFlags(cmd *cobra.Command, side string, o *registry.Options) {
 	cmd.Flags().StringVar(&o.Credentials, side+"-creds", "", "USER:PASSWORD for the "+side+" registry (default: the auth file)")
 	connectionFlags(cmd, side+"-", "the "+side+" registry", o)
 }
 
 // connectionFlags binds the TLS, HTTP and auth-file flags, named with prefix.
-func connectionFlags(cmd *cobra.Command, prefix, what string, o *bundle.RegistryOptions) {
+func connectionFlags(cmd *cobra.Command, prefix, what string, o *registry.Options) {
 	cmd.Flags().BoolVar(&o.PlainHTTP, prefix+"plain-http", false, "talk plain HTTP to "+what)
 	cmd.Flags().StringVar(&o.CAFile, prefix+"ca-file", "", "PEM file of CA certificates to trust for "+what)
 	cmd.Flags().StringVar(&o.CertDir, prefix+"cert-dir", "", "certs.d-style directory for "+what+": *.crt CAs, client.cert + client.key for mutual TLS")

@@ -1,4 +1,4 @@
-package bundle
+package registry
 
 import (
 	"context"
@@ -20,10 +20,10 @@ import (
 	"oras.land/oras-go/v2/registry/remote/retry"
 )
 
-// RegistryOptions say how to reach one side's registries. The zero value
-// means HTTPS with the system's CAs and the credentials of docker's
-// config.json, if any.
-type RegistryOptions struct {
+// Options say how to reach one side's registries. The zero value means
+// HTTPS with the system's CAs and the credentials of docker's config.json,
+// if any.
+type Options struct {
 	// PlainHTTP talks HTTP instead of HTTPS.
 	PlainHTTP bool
 	// Credentials is "user:password". Empty means docker's config.json
@@ -49,37 +49,47 @@ type RegistryOptions struct {
 	UserAgent string
 }
 
-// ErrInvalidOption: an option value that cannot work, such as credentials
-// without a colon.
-var ErrInvalidOption = errors.New("invalid option")
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrInvalidOption: an option value that cannot work, such as
+	// credentials without a colon.
+	ErrInvalidOption = errors.New("invalid option")
+	// ErrInvalidReference: a registry host or repository name that does
+	// not parse.
+	ErrInvalidReference = errors.New("invalid reference")
+)
 
-// client builds oras-go repositories that share one HTTP client, one
-// credential source and one token cache.
-type client struct {
-	opts  RegistryOptions
-	auth  *auth.Client
+// Client builds oras-go repositories for one side (source or destination)
+// that share one HTTP client, one credential source and one token cache.
+type Client struct {
+	side Side
+	auth *auth.Client
+	// base is the HTTP client below authentication and retries, for
+	// requests that carry their own credentials (Harbor's API).
+	base  *http.Client
 	plain bool
 }
 
-// newClient builds the client of one side. hosts are the registries it will
-// talk to: when all of them are on loopback, a token realm on loopback is
+// New builds the client of one side. hosts are the registries it will talk
+// to: when all of them are on loopback, a token realm on loopback is
 // allowed too (oras-go refuses loopback realms by default, against
 // registries that point clients at local services).
-func newClient(opts RegistryOptions, hosts ...string) (*client, error) {
+func New(side Side, opts Options, hosts ...string) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 32
 	transport.ResponseHeaderTimeout = 5 * time.Minute
 	tlsConf, err := tlsConfig(opts)
 	if err != nil {
-		return nil, err
+		return nil, side.wrapOption(err)
 	}
 	transport.TLSClientConfig = tlsConf
 	credFunc, err := credentialFunc(opts)
 	if err != nil {
-		return nil, err
+		return nil, side.wrapOption(err)
 	}
+	base := &http.Client{Transport: retry.NewTransport(transport)}
 	ac := &auth.Client{
-		Client:     &http.Client{Transport: retry.NewTransport(transport)},
+		Client:     base,
 		Cache:      auth.NewCache(),
 		Credential: credFunc,
 	}
@@ -91,12 +101,56 @@ func newClient(opts RegistryOptions, hosts ...string) (*client, error) {
 			return p.Addr().IsLoopback()
 		})
 	}
-	return &client{opts: opts, auth: ac, plain: opts.PlainHTTP}, nil
+	return &Client{side: side, auth: ac, base: base, plain: opts.PlainHTTP}, nil
+}
+
+// Side is the side this client talks to.
+func (c *Client) Side() Side { return c.side }
+
+// Scheme is "http" with PlainHTTP, else "https".
+func (c *Client) Scheme() string {
+	if c.plain {
+		return "http"
+	}
+	return "https"
+}
+
+// Credential is what the client would send to host.
+func (c *Client) Credential(ctx context.Context, host string) (auth.Credential, error) {
+	return c.auth.Credential(ctx, host)
+}
+
+// HTTP is the client's transport without registry authentication, for
+// APIs beside the registry's (Harbor's) that take credentials per request.
+func (c *Client) HTTP() *http.Client { return c.base }
+
+// Repository returns the oras-go repository registryHost/repo.
+func (c *Client) Repository(registryHost, repo string) (*remote.Repository, error) {
+	r := &remote.Repository{
+		Client:    uploadTracker{c.auth},
+		Reference: registry.Reference{Registry: registryHost, Repository: repo},
+		PlainHTTP: c.plain,
+	}
+	if err := r.Reference.ValidateRepository(); err != nil {
+		return nil, fmt.Errorf("%w: %s/%s: %v", ErrInvalidReference, registryHost, repo, err)
+	}
+	return r, nil
+}
+
+// Registry returns an oras-go registry client for host, for listing
+// repositories and tags (ferry inventory).
+func (c *Client) Registry(host string) (*remote.Registry, error) {
+	reg := &remote.Registry{RepositoryOptions: remote.RepositoryOptions{Client: c.auth, PlainHTTP: c.plain}}
+	reg.Reference.Registry = host
+	if err := reg.Reference.ValidateRegistry(); err != nil {
+		return nil, fmt.Errorf("%w: registry %q is not a valid host[:port]", ErrInvalidReference, host)
+	}
+	return reg, nil
 }
 
 // credentialFunc returns static credentials for "user:password", or the
 // credential store.
-func credentialFunc(opts RegistryOptions) (auth.CredentialFunc, error) {
+func credentialFunc(opts Options) (auth.CredentialFunc, error) {
 	if creds := opts.Credentials; creds != "" {
 		user, pass, ok := strings.Cut(creds, ":")
 		if !ok || user == "" {
@@ -113,7 +167,7 @@ func credentialFunc(opts RegistryOptions) (auth.CredentialFunc, error) {
 }
 
 // credentialStore opens the file docker, podman and skopeo keep
-// credentials in; see RegistryOptions.AuthFile.
+// credentials in; see Options.AuthFile.
 func credentialStore(authFile string) (credentials.Store, error) {
 	if authFile == "" {
 		authFile = os.Getenv("REGISTRY_AUTH_FILE")
@@ -138,34 +192,6 @@ func credentialStore(authFile string) (credentials.Store, error) {
 		}
 	}
 	return docker, nil
-}
-
-// repository returns the oras-go repository registryHost/repo.
-func (c *client) repository(registryHost, repo string) (*remote.Repository, error) {
-	r := &remote.Repository{
-		Client:    uploadTracker{c.auth},
-		Reference: registry.Reference{Registry: registryHost, Repository: repo},
-		PlainHTTP: c.plain,
-	}
-	if err := r.Reference.ValidateRepository(); err != nil {
-		return nil, fmt.Errorf("%w: %s/%s: %v", ErrInvalidReference, registryHost, repo, err)
-	}
-	return r, nil
-}
-
-// NewRegistry returns an oras-go registry client for host, for listing
-// repositories and tags (ferry inventory).
-func NewRegistry(host string, opts RegistryOptions) (*remote.Registry, error) {
-	c, err := newClient(opts, host)
-	if err != nil {
-		return nil, err
-	}
-	reg := &remote.Registry{RepositoryOptions: remote.RepositoryOptions{Client: c.auth, PlainHTTP: c.plain}}
-	reg.Reference.Registry = host
-	if err := reg.Reference.ValidateRegistry(); err != nil {
-		return nil, fmt.Errorf("%w: registry %q is not a valid host[:port]", ErrInvalidReference, host)
-	}
-	return reg, nil
 }
 
 // allLoopback reports whether every host:port is on the loopback interface.

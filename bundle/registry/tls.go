@@ -1,4 +1,4 @@
-package bundle
+package registry
 
 import (
 	"crypto/tls"
@@ -12,7 +12,7 @@ import (
 // tlsConfig builds the TLS settings of one side: the system's CAs plus
 // CAFile and the *.crt files of CertDir, a client certificate from CertDir,
 // and, only when asked, no verification at all.
-func tlsConfig(opts RegistryOptions) (*tls.Config, error) {
+func tlsConfig(opts Options) (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: opts.InsecureSkipTLSVerify}
 	var pems []string
 	if opts.CAFile != "" {

@@ -1,20 +1,18 @@
-package bundle
+package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
-	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // Login checks user and password against the registry at host and, if it
 // accepts them, saves them where docker, podman and skopeo read them (see
-// RegistryOptions.AuthFile). It never prints the password.
-func Login(ctx context.Context, host, user, password string, opts RegistryOptions) error {
+// Options.AuthFile). It never prints the password.
+func Login(ctx context.Context, host, user, password string, opts Options) error {
 	if user == "" || password == "" {
 		return fmt.Errorf("%w: login needs a user name and a password", ErrInvalidOption)
 	}
@@ -23,20 +21,23 @@ func Login(ctx context.Context, host, user, password string, opts RegistryOption
 		return err
 	}
 	opts.Credentials = ""
-	reg, err := NewRegistry(host, opts)
+	c, err := New(Destination, opts, host)
+	if err != nil {
+		return err
+	}
+	reg, err := c.Registry(host)
 	if err != nil {
 		return err
 	}
 	err = credentials.Login(ctx, store, reg, auth.Credential{Username: user, Password: password})
-	var resp *errcode.ErrorResponse
-	if errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized {
+	if Status(err) == http.StatusUnauthorized {
 		return fmt.Errorf("%w: the registry rejected user %q; a Harbor robot account's name contains '$' (robot$mirror+ci): in a shell, put it in single quotes, or the shell replaces $mirror with nothing", err, user)
 	}
 	return err
 }
 
 // Logout forgets the credentials saved for host.
-func Logout(ctx context.Context, host string, opts RegistryOptions) error {
+func Logout(ctx context.Context, host string, opts Options) error {
 	store, err := credentialStore(opts.AuthFile)
 	if err != nil {
 		return err

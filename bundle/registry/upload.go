@@ -1,12 +1,16 @@
-package bundle
+package registry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote"
 )
 
@@ -45,18 +49,19 @@ func (t uploadTracker) Do(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// withUploadSlot returns a context under which a mount's upload session
-// is recorded in the returned slot.
-func withUploadSlot(ctx context.Context) (context.Context, *uploadSlot) {
+// WithUploadSlot returns a context under which an upload session that a
+// request opens (a POST answered 202) is recorded in the returned slot, for
+// CancelUpload.
+func WithUploadSlot(ctx context.Context) (context.Context, *uploadSlot) {
 	slot := &uploadSlot{}
 	return context.WithValue(ctx, uploadKey{}, slot), slot
 }
 
-// cancelUpload deletes the upload session recorded in slot, if any. It
+// CancelUpload deletes the upload session recorded in slot, if any. It
 // runs even when ctx is already cancelled (an interrupted run), for at
 // most two seconds. Failure is not an error: registries purge abandoned
 // uploads themselves.
-func (c *client) cancelUpload(ctx context.Context, slot *uploadSlot) {
+func (c *Client) CancelUpload(ctx context.Context, slot *uploadSlot) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	slot.mu.Lock()
@@ -73,4 +78,33 @@ func (c *client) cancelUpload(ctx context.Context, slot *uploadSlot) {
 	if err == nil {
 		resp.Body.Close()
 	}
+}
+
+// errNotMounted stands in for the content of a mount that must not fall
+// back to an upload.
+var errNotMounted = errors.New("registry started an upload instead of mounting")
+
+// TryMount asks the registry to mount desc into repo from the repository
+// from, and nothing else: a registry that answers with an upload session
+// (202) instead gets that session cancelled, and TryMount reports false. An
+// error answer is also "not mounted there"; only a cancelled ctx is an
+// error.
+func (c *Client) TryMount(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, from string) (bool, error) {
+	mctx, slot := WithUploadSlot(ctx)
+	err := repo.Mount(mctx, desc, from, func() (io.ReadCloser, error) { return nil, errNotMounted })
+	if errors.Is(err, errNotMounted) {
+		c.CancelUpload(ctx, slot)
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return err == nil, nil
+}
+
+// MountOrUpload makes desc, which repository from holds, appear in repo: by
+// a mount, or, where the registry does not mount, by an upload of what
+// content returns.
+func (c *Client) MountOrUpload(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, from string, content func() (io.ReadCloser, error)) error {
+	err := repo.Mount(ctx, desc, from, content)
+	return c.Wrap(OpMount, fmt.Sprintf("%s from %s into %s", desc.Digest, from, repo.Reference.Repository), err)
 }

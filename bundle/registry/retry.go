@@ -1,4 +1,4 @@
-package bundle
+package registry
 
 import (
 	"context"
@@ -15,14 +15,22 @@ import (
 	"github.com/ferry-oci/ferry/layout"
 )
 
-// maxAttempts bounds how often one blob transfer is tried. Each request is
+// MaxAttempts bounds how often one blob transfer is tried. Each request is
 // also retried by oras-go's transport where its body can be replayed.
-const maxAttempts = 5
+const MaxAttempts = 5
 
-// transient reports whether err is worth another attempt: a dropped
+// Permanent is implemented by errors that no retry can mend (the bundle's
+// bytes are at fault: another try reads the same).
+type Permanent interface {
+	error
+	Permanent() bool
+}
+
+// Transient reports whether err is worth another attempt: a dropped
 // connection, a timeout, 408, 429 or a 5xx. Client mistakes (4xx), a
-// cancelled context and a blob that fails verification are final.
-func transient(err error) bool {
+// cancelled context, a blob that fails verification and a Permanent error
+// are final.
+func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -31,11 +39,11 @@ func transient(err error) bool {
 			return false
 		}
 	}
-	var be *bundleErr
-	if errors.As(err, &be) {
-		return false // the bundle's bytes are at fault: another try reads the same
+	var p Permanent
+	if errors.As(err, &p) && p.Permanent() {
+		return false
 	}
-	if errors.Is(err, errTokenExpired) {
+	if errors.Is(err, ErrTokenExpired) {
 		return true
 	}
 	var resp *errcode.ErrorResponse
@@ -50,13 +58,13 @@ func transient(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
 
-// withRetry runs fn until it succeeds, fails for good, or maxAttempts is
+// WithRetry runs fn until it succeeds, fails for good, or MaxAttempts is
 // reached, waiting with exponential backoff (250 ms doubling, at most 4 s)
-// between attempts.
-func withRetry(ctx context.Context, fn func(attempt int) error) error {
+// between attempts. fn is told the attempt, 0 first.
+func WithRetry(ctx context.Context, fn func(attempt int) error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn(attempt)
-		if err == nil || !transient(err) || attempt+1 >= maxAttempts {
+		if err == nil || !Transient(err) || attempt+1 >= MaxAttempts {
 			return err
 		}
 		wait := 250 * time.Millisecond << attempt
@@ -86,7 +94,9 @@ type resumingReader struct {
 	tries int
 }
 
-func newResumingReader(ctx context.Context, open func() (io.ReadCloser, error)) (*resumingReader, error) {
+// NewResumingReader opens a blob through open and, when the connection
+// drops in the middle, opens it again and goes on from where it stopped.
+func NewResumingReader(ctx context.Context, open func() (io.ReadCloser, error)) (io.ReadCloser, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, err
@@ -97,12 +107,12 @@ func newResumingReader(ctx context.Context, open func() (io.ReadCloser, error)) 
 func (r *resumingReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	r.off += int64(n)
-	if err == nil || err == io.EOF || !transient(err) || r.tries+1 >= maxAttempts || r.ctx.Err() != nil {
+	if err == nil || err == io.EOF || !Transient(err) || r.tries+1 >= MaxAttempts || r.ctx.Err() != nil {
 		return n, err
 	}
 	r.tries++
 	r.rc.Close()
-	if rerr := withRetry(r.ctx, func(int) error { return r.reopen() }); rerr != nil {
+	if rerr := WithRetry(r.ctx, func(int) error { return r.reopen() }); rerr != nil {
 		return n, err
 	}
 	return n, nil
@@ -129,19 +139,18 @@ func (r *resumingReader) reopen() error {
 
 func (r *resumingReader) Close() error { return r.rc.Close() }
 
-// errTokenExpired marks an upload refused with 401 after the session was
+// ErrTokenExpired marks an upload refused with 401 after the session was
 // opened with the same credentials: the token expired on the way (a large
 // blob, short-lived tokens). The next attempt opens a new session, which
 // makes oras-go's auth client fetch a fresh token. It is retried once per
 // blob, so wrong credentials cannot loop.
-var errTokenExpired = errors.New("token expired during the upload")
+var ErrTokenExpired = errors.New("token expired during the upload")
 
-// expiredDuringUpload turns a 401 on the first attempt of an upload into
-// errTokenExpired; anything else is returned as it is.
-func expiredDuringUpload(err error, attempt int) error {
-	var resp *errcode.ErrorResponse
-	if attempt == 0 && errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("%w: %w", errTokenExpired, err)
+// ExpiredDuringUpload turns a 401 on the first attempt of an upload into
+// ErrTokenExpired; anything else is returned as it is.
+func ExpiredDuringUpload(err error, attempt int) error {
+	if attempt == 0 && Status(err) == http.StatusUnauthorized {
+		return fmt.Errorf("%w: %w", ErrTokenExpired, err)
 	}
 	return err
 }
