@@ -3,7 +3,6 @@ package bundle
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -119,29 +118,28 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	imp := &importer{c: c, dest: dest, jobs: jobs, prog: prog}
 
+	b, err := layout.Open(opts.Bundle)
+	if err != nil {
+		return nil, verify.Invalid(err)
+	}
+	defer b.Close()
+	// Check the bundle's structure offline before the first request to the
+	// destination. A directory's blobs are hashed as they are pushed (or,
+	// with VerifyFirst, all of them before the first push); a stream is
+	// read once: its head now, its blobs as they go by.
 	var present []ocispec.Descriptor // configs and layers in a directory bundle
-	if isDir(opts.Bundle) {
-		// Check the bundle's structure offline before the first request to
-		// the destination; its blobs are hashed as they are pushed (or,
-		// with VerifyFirst, all of them before the first push).
-		dir, err := layout.OpenDir(opts.Bundle)
-		if err != nil {
+	switch b := b.(type) {
+	case *layout.Dir:
+		if imp.report, present, err = verify.Structure(ctx, b); err != nil {
 			return nil, err
 		}
-		if imp.report, present, err = verify.Structure(ctx, dir); err != nil {
-			return nil, err
-		}
-		imp.dir = dir
-	} else {
-		// A stream is read once: check its head now, its blobs as they go by.
+		imp.dir = b
+	case *layout.TarReader:
 		if opts.VerifyFirst {
 			return nil, fmt.Errorf("%w: --verify-first needs a directory bundle; a tarball is read once, so run 'ferry verify %s' first, or extract it and import the directory", ErrInvalidOption, opts.Bundle)
 		}
-		if imp.tar, err = layout.OpenTar(opts.Bundle); err != nil {
-			return nil, err
-		}
-		defer imp.tar.Close()
-		if imp.report, err = verify.Head(ctx, imp.tar); err != nil {
+		imp.tar = b
+		if imp.report, err = verify.Head(ctx, b); err != nil {
 			return nil, err
 		}
 	}
@@ -228,13 +226,6 @@ func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error
 		return err
 	}
 	return imp.report.Err()
-}
-
-// isDir reports whether path is a directory bundle; anything else is read
-// as a tarball (a file, a split set, or "-" for standard input).
-func isDir(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.IsDir()
 }
 
 // mapTargets decides where each image of the bundle goes. Every name is

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/verify"
 )
 
 // Inspection describes a bundle without hashing its blobs.
@@ -41,13 +42,20 @@ type InspectedImage struct {
 // Inspect reads a bundle's index.json, ferry.json and manifests (verified)
 // and reports its images, platforms, blob count and bytes.
 func Inspect(ctx context.Context, path string) (*Inspection, error) {
-	if !isDir(path) {
-		return inspectTar(ctx, path)
-	}
-	dir, err := layout.OpenDir(path)
+	ins, err := inspect(ctx, path)
+	return ins, verify.Invalid(err)
+}
+
+func inspect(ctx context.Context, path string) (*Inspection, error) {
+	b, err := layout.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer b.Close()
+	if tr, ok := b.(*layout.TarReader); ok {
+		return inspectTar(ctx, tr)
+	}
+	dir := b.(*layout.Dir)
 	idx, err := dir.Index()
 	if err != nil {
 		return nil, err
@@ -63,12 +71,7 @@ func Inspect(ctx context.Context, path string) (*Inspection, error) {
 
 // inspectTar reads a tarball's head and the configs that follow it; it
 // stops before the first layer.
-func inspectTar(ctx context.Context, path string) (*Inspection, error) {
-	tr, err := layout.OpenTar(path)
-	if err != nil {
-		return nil, err
-	}
-	defer tr.Close()
+func inspectTar(ctx context.Context, tr *layout.TarReader) (*Inspection, error) {
 	head, err := tr.ReadHead()
 	if err != nil {
 		return nil, err

@@ -74,6 +74,13 @@ func OpenDir(root string) (*Dir, error) {
 // Root is the directory the layout lives in.
 func (d *Dir) Root() string { return d.root }
 
+// Name is the directory, for messages.
+func (d *Dir) Name() string { return d.root }
+
+// Close releases nothing: a directory holds no file open between reads. It
+// is there so that a Dir is a Bundle.
+func (d *Dir) Close() error { return nil }
+
 func (d *Dir) checkLayoutFile() error {
 	f, err := os.Open(filepath.Join(d.root, FileOCILayout))
 	if err != nil {
@@ -288,7 +295,7 @@ func (d *Dir) Index() (*ocispec.Index, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
 	}
 	defer f.Close()
-	return ParseIndex(f, FileIndex)
+	return ParseIndex(f, filepath.Join(d.root, FileIndex))
 }
 
 // WriteIndex writes index.json atomically.
@@ -308,7 +315,7 @@ func (d *Dir) BundleManifest() (*spec.Manifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return spec.Parse(f, FileBundle)
+	return spec.Parse(f, filepath.Join(d.root, FileBundle))
 }
 
 // WriteBundleManifest writes ferry.json atomically.

@@ -2,6 +2,8 @@ package layout
 
 import (
 	"bytes"
+	"encoding/hex"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -66,6 +68,31 @@ func FuzzVerifyReader(f *testing.F) {
 		}
 		if err == nil && !bytes.Equal(got, expected) {
 			t.Fatal("passed different bytes")
+		}
+	})
+}
+
+func FuzzParseSums(f *testing.F) {
+	sum := strings.Repeat("ab", 32)
+	f.Add(sum + "  b.tar.000\n" + sum + " *b.tar.001\n")
+	f.Add(sum + "  ../x\n")
+	f.Add(sum + "  a\n" + sum + "  a\n")
+	f.Add("zz  a\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		sums, err := parseSums(strings.NewReader(in), "b.tar.sha256sums")
+		if err != nil {
+			if !errors.Is(err, ErrVolume) {
+				t.Fatalf("error %v does not wrap ErrVolume", err)
+			}
+			return
+		}
+		for name, s := range sums {
+			if name == "" || strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
+				t.Fatalf("accepted the name %q", name)
+			}
+			if _, err := hex.DecodeString(s); err != nil || len(s) != 64 || strings.ToLower(s) != s {
+				t.Fatalf("accepted the sum %q", s)
+			}
 		}
 	})
 }

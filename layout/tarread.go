@@ -272,18 +272,18 @@ func (t *TarReader) ReadHead() (*Head, error) {
 		switch hdr.Name {
 		case FileOCILayout:
 			if err := ParseLayoutFile(t.tr, hdr.Name); err != nil {
-				return nil, t.wrap(hdr.Name, err)
+				return nil, t.wrap("", err) // the error names the entry
 			}
 			layoutSeen = true
 			continue
 		case FileIndex:
 			if h.Index, err = ParseIndex(t.tr, hdr.Name); err != nil {
-				return nil, t.wrap(hdr.Name, err)
+				return nil, t.wrap("", err)
 			}
 			continue
 		case FileBundle:
 			if h.Manifest, err = spec.Parse(t.tr, hdr.Name); err != nil {
-				return nil, t.wrap(hdr.Name, err)
+				return nil, t.wrap("", err)
 			}
 			t.partial = h.Manifest
 			continue

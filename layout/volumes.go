@@ -1,7 +1,6 @@
 package layout
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // FAT32MaxFile is the largest file a FAT32 file system holds: 4 GiB - 1.
@@ -202,31 +203,50 @@ func (s *SplitWriter) Abort() {
 	}
 }
 
-// readSums parses a sums file: "<sha256 hex>  <file name>" lines.
+// readSums reads the sums file of a split set.
 func readSums(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: checksum file: %v", ErrVolume, err)
 	}
 	defer f.Close()
+	return parseSums(f, path)
+}
+
+// maxSumsFile caps a sums file: a line is about 80 bytes, so this is over
+// ten thousand volumes.
+const maxSumsFile = 1 << 20
+
+// parseSums parses "<sha256 hex>  <file name>" lines (sha256sum's format,
+// '*' before the name allowed). name is used in errors. It refuses a file
+// over maxSumsFile, malformed lines, names with a path and names listed
+// twice.
+func parseSums(r io.Reader, name string) (map[string]string, error) {
+	data, err := spec.ReadCapped(r, maxSumsFile, name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVolume, err)
+	}
 	sums := map[string]string{}
-	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
+	for i, text := range strings.Split(string(data), "\n") {
+		line := i + 1
+		text = strings.TrimSpace(text)
 		if text == "" {
 			continue
 		}
-		sum, name, ok := strings.Cut(text, "  ")
-		name = strings.TrimPrefix(name, "*")
-		if !ok || len(sum) != 64 || strings.ContainsAny(name, "/\\") || name == "" {
-			return nil, fmt.Errorf("%w: %s:%d: not a sha256sum line", ErrVolume, path, line)
+		sum, file, ok := strings.Cut(text, "  ")
+		file = strings.TrimPrefix(file, "*")
+		if !ok || len(sum) != 64 || strings.ContainsAny(file, "/\\\x00") || file == "" || file == "." || file == ".." {
+			return nil, fmt.Errorf("%w: %s:%d: not a sha256sum line", ErrVolume, name, line)
 		}
 		if _, err := hex.DecodeString(sum); err != nil || strings.ToLower(sum) != sum {
-			return nil, fmt.Errorf("%w: %s:%d: not a lower-case sha256", ErrVolume, path, line)
+			return nil, fmt.Errorf("%w: %s:%d: not a lower-case sha256", ErrVolume, name, line)
 		}
-		sums[name] = sum
+		if _, dup := sums[file]; dup {
+			return nil, fmt.Errorf("%w: %s:%d: %s is listed twice", ErrVolume, name, line, file)
+		}
+		sums[file] = sum
 	}
-	return sums, sc.Err()
+	return sums, nil
 }
 
 // VolumeReader reads a split set as one stream, checking each volume's

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -19,9 +18,9 @@ import (
 func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 	head, err := tr.ReadHead()
 	if err != nil {
-		return nil, err
+		return nil, Invalid(err)
 	}
-	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, seen: map[digest.Digest]bool{}}
+	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, HasManifestFile: true, seen: map[digest.Digest]bool{}}
 	if err := rep.walk(ctx, head, head.Index); err != nil {
 		return nil, err
 	}
@@ -103,20 +102,25 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 	return rep, nil
 }
 
-// Path verifies the bundle at path in whatever form it has: a directory, a
-// .tar or .tar.gz file, any volume of a split set, or "-" for standard input.
+// Path verifies the bundle at path in whatever form it has (layout.Open):
+// a directory, a .tar or .tar.gz file, any volume of a split set, or "-"
+// for standard input.
 func Path(ctx context.Context, path string, opts Options) (*Report, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		dir, err := layout.OpenDir(path)
-		if err != nil {
-			return nil, err
-		}
-		return Bundle(ctx, dir, opts)
-	}
-	tr, err := layout.OpenTar(path)
+	b, err := layout.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, Invalid(err)
 	}
-	defer tr.Close()
-	return Stream(ctx, tr, opts)
+	defer b.Close()
+	return Opened(ctx, b, opts)
+}
+
+// Opened verifies a bundle layout.Open opened.
+func Opened(ctx context.Context, b layout.Bundle, opts Options) (*Report, error) {
+	switch b := b.(type) {
+	case *layout.Dir:
+		return Bundle(ctx, b, opts)
+	case *layout.TarReader:
+		return Stream(ctx, b, opts)
+	}
+	return nil, fmt.Errorf("%s: %w: a bundle form ferry cannot verify", b.Name(), layout.ErrUnsupported)
 }

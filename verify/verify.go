@@ -23,6 +23,30 @@ import (
 // problems.
 var ErrBundleInvalid = errors.New("bundle failed verification")
 
+// Invalid marks err as the bundle's failure to verify (ErrBundleInvalid,
+// exit 3) when it is a fault in the bundle's content rather than a failure
+// to read it: a file that does not parse, a digest or size that does not
+// match, an unsafe tar entry, a document over its cap, a missing part. The
+// same fault gets the same answer in every form.
+func Invalid(err error) error {
+	if err == nil || errors.Is(err, ErrBundleInvalid) {
+		return err
+	}
+	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, layout.ErrIncomplete) {
+		return err // no oci-layout at all: not a bundle, rather than a bad one
+	}
+	for _, fault := range []error{
+		layout.ErrInvalidLayout, layout.ErrInvalidManifest, layout.ErrDigestMismatch, layout.ErrSizeMismatch,
+		layout.ErrInvalidDigest, layout.ErrUnsafeEntry, layout.ErrTooLarge, layout.ErrIncomplete,
+		layout.ErrBlobNotFound, layout.ErrVolume, spec.ErrInvalid,
+	} {
+		if errors.Is(err, fault) {
+			return fmt.Errorf("%w: %w", ErrBundleInvalid, err)
+		}
+	}
+	return err
+}
+
 // Source is a bundle that can be read at random: a directory layout.
 type Source interface {
 	layout.Fetcher
@@ -81,8 +105,12 @@ type Image struct {
 // Report is the outcome of a verification.
 type Report struct {
 	Images []Image
-	// Manifest is ferry.json; nil for a plain OCI layout.
+	// Manifest is ferry.json; nil for a plain OCI layout, or when
+	// ferry.json is there but does not parse (HasManifestFile, and a
+	// Problem says why).
 	Manifest *spec.Manifest
+	// HasManifestFile is false only for a plain OCI layout: no ferry.json.
+	HasManifestFile bool
 	// Graph holds every manifest read.
 	Graph *layout.Graph
 	// Blobs and Bytes count the distinct blobs hashed (manifests included).
@@ -154,15 +182,16 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, error) {
 	idx, err := src.Index()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, Invalid(err)
 	}
-	rep := &Report{Graph: layout.NewGraph()}
+	rep := &Report{Graph: layout.NewGraph(), HasManifestFile: true}
 	m, err := src.BundleManifest()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A plain OCI layout written by another tool.
+		rep.HasManifestFile = false
 	case err != nil:
-		rep.add(Problem{File: layout.FileBundle, Err: err})
+		rep.add(Problem{Err: err}) // the error names the file
 	default:
 		rep.Manifest = m
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -258,5 +259,79 @@ func TestTLSVerifyFlag(t *testing.T) {
 	code, _, stderr = ferry(t, "export", ref, "-o", out, "--src-cert-dir", src.CertDir)
 	if code != exitFailure || strings.Contains(stderr, "certificate") {
 		t.Fatalf("--src-cert-dir: exit %d\n%s", code, stderr)
+	}
+}
+
+// tarOf writes the directory bundle dir as a tarball in ferry's order, with
+// the metadata files replaced by those in replace.
+func tarOf(t *testing.T, dir string, replace map[string][]byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "b.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	add := func(name string) {
+		data, ok := replace[name]
+		if !ok {
+			var err error
+			if data, err = os.ReadFile(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o444})
+		tw.Write(data)
+	}
+	for _, name := range []string{layout.FileOCILayout, layout.FileIndex, layout.FileBundle} {
+		add(name)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+	for _, b := range blobs {
+		add("blobs/sha256/" + filepath.Base(b))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A bundle whose index.json or ferry.json does not parse has failed
+// verification: exit 3 from verify, inspect and import, whatever its form,
+// with the file named once and a ferry.json that does not parse never taken
+// for a plain OCI layout.
+func TestMalformedMetadataExitsThreeInEveryForm(t *testing.T) {
+	src := regtest.New(t, regtest.Distribution)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
+	if err := set.Push(context.Background(), src.Host); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(t.TempDir(), "bundle")
+	if code, _, stderr := ferry(t, "export", set.Images[0].Reference(src.Host), "-o", good, "--src-plain-http"); code != 0 {
+		t.Fatalf("export: %s", stderr)
+	}
+	for _, file := range []string{layout.FileIndex, layout.FileBundle} {
+		garbage := map[string][]byte{file: []byte(`{"mediaType": 7,`)}
+		dir := filepath.Join(t.TempDir(), "bundle")
+		if err := os.CopyFS(dir, os.DirFS(good)); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, file), 0o644)
+		os.WriteFile(filepath.Join(dir, file), garbage[file], 0o644)
+		for form, path := range map[string]string{"directory": dir, "tarball": tarOf(t, good, garbage)} {
+			for _, cmd := range [][]string{{"verify", path}, {"inspect", path}, {"import", path, "--to", "127.0.0.1:1/x", "--dest-plain-http"}} {
+				code, stdout, stderr := ferry(t, cmd...)
+				if code != exitInvalid {
+					t.Errorf("%s %s with a bad %s: exit %d, want %d\n%s%s", cmd[0], form, file, code, exitInvalid, stdout, stderr)
+				}
+				if !strings.Contains(stderr, file) || strings.Contains(stderr, file+": "+file) || strings.Contains(stderr, "entry "+file+": "+file) {
+					t.Errorf("%s %s with a bad %s: the message should name the file once:\n%s", cmd[0], form, file, stderr)
+				}
+				if strings.Contains(stdout+stderr, "plain OCI layout") {
+					t.Errorf("%s %s: a ferry.json that does not parse is not a plain OCI layout:\n%s%s", cmd[0], form, stdout, stderr)
+				}
+			}
+		}
 	}
 }

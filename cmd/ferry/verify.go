@@ -56,8 +56,11 @@ cannot be read at all or the destination lacks omitted blobs.`,
 				return err
 			}
 			kind := "ferry bundle"
-			if rep.Manifest == nil {
+			switch {
+			case !rep.HasManifestFile:
 				kind = "plain OCI layout (no ferry.json)"
+			case rep.Manifest == nil:
+				kind = "ferry bundle whose ferry.json cannot be read"
 			}
 			fmt.Fprintf(g.out, "%s: %s, %d image(s), %d blob(s) verified (%s)", args[0], kind, len(rep.Images), rep.Blobs, bundle.HumanBytes(rep.Bytes))
 			if rep.Omitted > 0 {
