@@ -3,6 +3,7 @@ module github.com/ferry-oci/ferry
 go 1.26.8
 
 require (
+	github.com/distribution/reference v0.6.0
 	github.com/klauspost/pgzip v1.3.0
 	github.com/opencontainers/go-digest v1.0.0
 	github.com/opencontainers/image-spec v1.1.1

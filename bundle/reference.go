@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/ferry-oci/ferry/bundle/registry"
 
 	"github.com/opencontainers/go-digest"
@@ -34,8 +36,11 @@ type Reference struct {
 const DockerHub = "docker.io"
 
 // ParseReference parses and normalises an image reference the way docker
-// does: "alpine" is docker.io/library/alpine:latest; a first path component
-// is a host only if it has a dot or a colon or is localhost.
+// does, with distribution's own parser (github.com/distribution/reference):
+// "alpine" is docker.io/library/alpine:latest; a first path component is a
+// host only if it has a dot or a colon or is localhost; index.docker.io and
+// registry-1.docker.io are docker.io. References are keys in ferry.json and
+// baselines, so every spelling of one image must give the same string.
 func ParseReference(s string) (Reference, error) {
 	fail := func(why string) (Reference, error) {
 		return Reference{}, fmt.Errorf("%w %q: %s", ErrInvalidReference, s, why)
@@ -46,31 +51,29 @@ func ParseReference(s string) (Reference, error) {
 	if strings.ContainsAny(s, " \t\r\n") {
 		return fail("contains white space")
 	}
-	var r Reference
-	rest := s
-	if i := strings.Index(rest, "@"); i >= 0 {
-		r.Digest = digest.Digest(rest[i+1:])
+	in := s
+	if rest, ok := strings.CutPrefix(s, dockerHubAPIHost+"/"); ok {
+		in = DockerHub + "/" + rest // the host docker.io's API answers on
+	}
+	named, err := reference.ParseNormalizedNamed(in)
+	if err != nil {
+		return fail(err.Error())
+	}
+	r := Reference{Registry: reference.Domain(named), Repository: reference.Path(named)}
+	if !strings.ContainsAny(r.Registry, ".:") && r.Registry != "localhost" {
+		// Docker takes UPPER/app for a host named UPPER, only because of
+		// its capitals; that is a mistyped repository far more often.
+		return fail("repository names must be lower-case")
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		r.Tag = t.Tag()
+	}
+	if d, ok := named.(reference.Digested); ok {
+		r.Digest = d.Digest()
 		if err := layout.ValidateDigest(r.Digest); err != nil {
 			return fail(err.Error())
 		}
-		rest = rest[:i]
 	}
-	// A tag follows the last colon after the last slash.
-	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
-		r.Tag = rest[i+1:]
-		rest = rest[:i]
-		if r.Tag == "" {
-			return fail("empty tag after ':'")
-		}
-	}
-	host, path, found := strings.Cut(rest, "/")
-	if !found || !(strings.ContainsAny(host, ".:") || host == "localhost") {
-		host, path = DockerHub, rest
-	}
-	if host == DockerHub && !strings.Contains(path, "/") {
-		path = "library/" + path
-	}
-	r.Registry, r.Repository = host, path
 	if r.Tag == "" && r.Digest == "" {
 		r.Tag = "latest"
 	}
@@ -79,6 +82,9 @@ func ParseReference(s string) (Reference, error) {
 	}
 	return r, nil
 }
+
+// dockerHubAPIHost is where docker.io's registry API lives.
+const dockerHubAPIHost = "registry-1.docker.io"
 
 func (r Reference) validate() error {
 	ref := ocireg.Reference{Registry: r.Registry, Repository: r.Repository}

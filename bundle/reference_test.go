@@ -21,6 +21,12 @@ func TestParseReference(t *testing.T) {
 		{"localhost/app", "localhost/app:latest"},
 		{"127.0.0.1:5000/a/b/c:v1", "127.0.0.1:5000/a/b/c:v1"},
 		{"registry.local:5000/app", "registry.local:5000/app:latest"},
+		// Every spelling of Docker Hub is docker.io: these are keys in
+		// ferry.json and baselines.
+		{"index.docker.io/alpine", "docker.io/library/alpine:latest"},
+		{"registry-1.docker.io/library/alpine", "docker.io/library/alpine:latest"},
+		{"registry-1.docker.io/bitnami/redis:7", "docker.io/bitnami/redis:7"},
+		{"index.docker.io/library/alpine:3.20", "docker.io/library/alpine:3.20"},
 	}
 	for _, tt := range tests {
 		got, err := ParseReference(tt.in)
