@@ -45,7 +45,8 @@ type ExportOptions struct {
 	SplitSize int64
 	// Source says how to reach the source registries.
 	Source registry.Options
-	// Jobs bounds how many blobs download at once; 0 means DefaultJobs.
+	// Jobs bounds how many blobs download at once; 0 means
+	// layout.DefaultJobs.
 	Jobs int
 	// Progress receives progress events; nil means none.
 	Progress Progress
@@ -64,26 +65,21 @@ type ExportOptions struct {
 // ExportResult is what Export planned and did.
 type ExportResult struct {
 	Plan    *Plan
-	Summary Summary
+	Summary ExportSummary
 }
 
-// Export pulls the images into a directory bundle. It resolves every
-// reference, walks every graph (all platforms, nested indexes), and writes
-// each blob once, verified as it streams in. Blobs already in the directory
-// from an interrupted run are verified and reused. index.json and ferry.json
-// are written last, so a bundle is complete exactly when they are there.
+// Export pulls the images into a bundle. It resolves every reference, walks
+// every graph (all platforms, nested indexes), and writes each blob once,
+// verified as it streams in. Blobs already in a directory from an
+// interrupted run are verified and reused. index.json and ferry.json are
+// written last, so a bundle is complete exactly when they are there.
 func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
-	return export(ctx, opts)
-}
-
-func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
-	prog := progressOrNone(opts.Progress)
 	if len(opts.References) == 0 {
-		return nil, errors.New("no images to export: name at least one reference or use --images-file")
+		return nil, fmt.Errorf("%w: no images to export: name at least one reference or use --images-file", ErrInvalidOption)
 	}
 	if opts.Output == "" {
-		return nil, errors.New("no output: give -o DIRECTORY")
+		return nil, fmt.Errorf("%w: no output: give -o DIRECTORY", ErrInvalidOption)
 	}
 	refs, err := parseReferences(opts.References)
 	if err != nil {
@@ -97,11 +93,11 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	jobs := jobsOrDefault(opts.Jobs)
 	base, err := delta.Load(opts.Baselines...)
 	if err != nil {
 		return nil, err
 	}
+	jobs := layout.JobsOrDefault(opts.Jobs)
 
 	// 1. resolve, 2. plan
 	plan, graph, err := planExport(ctx, c, refs, jobs)
@@ -111,21 +107,32 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if len(opts.Baselines) > 0 {
 		plan.subtract(base)
 	}
-	res := &ExportResult{Plan: plan}
-	res.Summary.Images = len(plan.Images)
-	res.Summary.Blobs = len(plan.Blobs)
-	for _, b := range plan.Blobs {
-		res.Summary.Bytes += b.Desc.Size
-		if !b.Included {
-			res.Summary.Omitted++
-			res.Summary.OmittedBytes += b.Desc.Size
+	res := &ExportResult{Plan: plan, Summary: plan.summary()}
+	if !opts.DryRun {
+		// 3. transfer, 4. commit
+		e := &exporter{c: c, graph: graph, plan: plan, jobs: jobs, prog: progressOrNone(opts.Progress), sum: &res.Summary}
+		if err := e.write(ctx, opts); err != nil {
+			return nil, err
 		}
 	}
-	if opts.DryRun {
-		res.Summary.Duration = time.Since(start)
-		return res, nil
-	}
+	res.Summary.Duration = time.Since(start)
+	return res, nil
+}
 
+// exporter carries one export's transfer and commit: where blobs come from,
+// what the plan says, and what it has done so far.
+type exporter struct {
+	c     *registry.Client
+	graph *layout.Graph
+	plan  *Plan
+	jobs  int
+	prog  Progress
+	sum   *ExportSummary
+}
+
+// write moves the plan's blobs into the bundle opts.Output names, in its
+// form, and writes the metadata last.
+func (e *exporter) write(ctx context.Context, opts ExportOptions) error {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -134,20 +141,35 @@ func export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if creator == "" {
 		creator = "ferry"
 	}
-	meta := plan.BundleManifest(creator, now())
-	total, _ := plan.IncludedBytes()
-	prog.Start("export", total)
-	if form := outputForm(opts); form == formDir {
-		err = exportDir(ctx, c, graph, plan, meta, opts.Output, jobs, prog, &res.Summary)
-	} else {
-		err = exportTar(ctx, c, graph, plan, meta, opts, form, prog, &res.Summary)
+	meta := e.plan.BundleManifest(creator, now())
+	total, _ := e.plan.IncludedBytes()
+	e.prog.Start("export", total)
+	defer e.prog.Done()
+	if form := outputForm(opts); form != formDir {
+		return e.toTar(ctx, opts, form == formTarGz, meta)
 	}
-	prog.Done()
+	return e.toDir(ctx, opts.Output, meta)
+}
+
+// copyBlob writes blob b through write: a manifest from the graph's memory,
+// anything else streamed from the first source repository that has it,
+// counted as it goes. It is the one way an export moves a blob, whatever
+// the bundle's form.
+func (e *exporter) copyBlob(ctx context.Context, b PlannedBlob, write func(context.Context, ocispec.Descriptor, io.Reader) error) error {
+	if data, ok := e.graph.Manifest(b.Desc.Digest); ok {
+		if err := write(ctx, b.Desc, bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("writing manifest %s: %w", b.Desc.Digest, err)
+		}
+		e.prog.Add(b.Desc.Size)
+		return nil
+	}
+	rc, from, err := openSource(ctx, e.c, b)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.Summary.Duration = time.Since(start)
-	return res, nil
+	defer rc.Close()
+	err = write(ctx, b.Desc, countingReader{rc, e.prog})
+	return e.c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String()+" from "+from, err)
 }
 
 func parseReferences(in []string) ([]Reference, error) {
@@ -203,13 +225,15 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 	return &Plan{Images: images, Blobs: collectBlobs(images)}, graph, nil
 }
 
-// exportDir writes the bundle as a directory: blobs in parallel (3),
-// then index.json and ferry.json (4).
-func exportDir(ctx context.Context, c *registry.Client, graph *layout.Graph, plan *Plan, meta *spec.Manifest, out string, jobs int, prog Progress, sum *Summary) error {
+// toDir writes the bundle as a directory: blobs in parallel (3), then
+// index.json and ferry.json (4). However it ends, no background fsync of a
+// blob outlives it.
+func (e *exporter) toDir(ctx context.Context, out string, meta *spec.Manifest) error {
 	dir, err := layout.CreateDir(out)
 	if err != nil {
 		return err
 	}
+	defer dir.Close()
 	// A re-run must not leave the metadata of an earlier, complete run in
 	// place while blobs change under it.
 	for _, name := range []string{layout.FileBundle, layout.FileIndex} {
@@ -217,60 +241,52 @@ func exportDir(ctx context.Context, c *registry.Client, graph *layout.Graph, pla
 			return err
 		}
 	}
-	if err := transferToDir(ctx, c, graph, dir, plan, jobs, prog, sum); err != nil {
+	if err := e.transferToDir(ctx, dir); err != nil {
 		return err
 	}
-	if err := pruneDir(out, plan); err != nil {
+	if err := pruneDir(out, e.plan); err != nil {
 		return err
 	}
 	if err := dir.Sync(); err != nil {
 		return err
 	}
-	if err := dir.WriteIndex(plan.index()); err != nil {
+	if err := dir.WriteIndex(e.plan.index()); err != nil {
 		return err
 	}
 	return dir.WriteBundleManifest(meta)
 }
 
-// transferToDir writes every included blob of the plan into dir: manifests
-// from the graph's memory, other blobs streamed from their first source
-// repository. Blobs already present are hashed and reused.
-func transferToDir(ctx context.Context, c *registry.Client, graph *layout.Graph, dir *layout.Dir, plan *Plan, jobs int, prog Progress, sum *Summary) error {
+// transferToDir writes every included blob of the plan into dir, at most
+// e.jobs at once. Blobs already present are hashed and reused.
+func (e *exporter) transferToDir(ctx context.Context, dir *layout.Dir) error {
 	var todo []PlannedBlob
-	for _, b := range plan.Blobs {
+	for _, b := range e.plan.Blobs {
 		if b.Included {
 			todo = append(todo, b)
 		}
 	}
 	// Largest first keeps every worker busy to the end.
 	sort.SliceStable(todo, func(i, j int) bool { return todo[i].Desc.Size > todo[j].Desc.Size })
-	type outcome struct {
-		moved bool
-		size  int64
-	}
-	results := make([]outcome, len(todo))
+	moved := make([]bool, len(todo))
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
+	eg.SetLimit(e.jobs)
 	for i, b := range todo {
 		eg.Go(func() error {
-			moved, err := ensureBlob(ctx, c, graph, dir, b, prog)
-			if err != nil {
-				return err
-			}
-			results[i] = outcome{moved, b.Desc.Size}
-			return nil
+			var err error
+			moved[i], err = e.ensureBlob(ctx, dir, b)
+			return err
 		})
 	}
 	if err := eg.Wait(); err != nil {
 		return err
 	}
-	for _, r := range results {
-		if r.moved {
-			sum.Transferred++
-			sum.TransferredBytes += r.size
+	for i, b := range todo {
+		if moved[i] {
+			e.sum.Transferred++
+			e.sum.TransferredBytes += b.Desc.Size
 		} else {
-			sum.Skipped++
-			sum.SkippedBytes += r.size
+			e.sum.Skipped++
+			e.sum.SkippedBytes += b.Desc.Size
 		}
 	}
 	return nil
@@ -278,46 +294,26 @@ func transferToDir(ctx context.Context, c *registry.Client, graph *layout.Graph,
 
 // ensureBlob makes blob b present and verified in dir; it reports whether
 // it had to fetch it.
-func ensureBlob(ctx context.Context, c *registry.Client, graph *layout.Graph, dir *layout.Dir, b PlannedBlob, prog Progress) (bool, error) {
+func (e *exporter) ensureBlob(ctx context.Context, dir *layout.Dir, b PlannedBlob) (bool, error) {
 	ok, err := dir.Exists(b.Desc)
 	if err != nil && !errors.Is(err, layout.ErrSizeMismatch) {
 		return false, err // a leftover of the wrong size is replaced below
 	}
 	if ok {
 		if err := dir.CheckBlob(ctx, b.Desc); err == nil {
-			prog.Add(b.Desc.Size)
+			e.prog.Add(b.Desc.Size)
 			return false, nil
 		} else if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
 		// A leftover that does not verify is replaced.
 		path, _ := dir.BlobPath(b.Desc.Digest)
-		prog.Logf("replacing %s: the copy in the bundle does not verify", b.Desc.Digest)
+		e.prog.Logf("replacing %s: the copy in the bundle does not verify", b.Desc.Digest)
 		if err := os.Remove(path); err != nil {
 			return false, err
 		}
 	}
-	if data, ok := graph.Manifest(b.Desc.Digest); ok {
-		if err := dir.WriteBlob(ctx, b.Desc, bytes.NewReader(data)); err != nil {
-			return false, fmt.Errorf("writing manifest %s: %w", b.Desc.Digest, err)
-		}
-		prog.Add(b.Desc.Size)
-		return true, nil
-	}
-	return true, fetchInto(ctx, c, dir, b, prog)
-}
-
-// fetchInto streams a blob from its source into dir.
-func fetchInto(ctx context.Context, c *registry.Client, dir *layout.Dir, b PlannedBlob, prog Progress) error {
-	rc, from, err := openSource(ctx, c, b)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := dir.WriteBlob(ctx, b.Desc, countingReader{rc, prog}); err != nil {
-		return c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String()+" from "+from, err)
-	}
-	return nil
+	return true, e.copyBlob(ctx, b, dir.WriteBlob)
 }
 
 // openSource opens a blob at the first source repository that answers.
@@ -363,7 +359,7 @@ func pruneDir(root string, plan *Plan) error {
 		if keep[filepath.ToSlash(rel)] {
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), ".ferry-tmp-") || d.Type().IsRegular() {
+		if strings.HasPrefix(d.Name(), layout.TempPrefix) || d.Type().IsRegular() {
 			return os.Remove(path)
 		}
 		return nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -30,7 +29,7 @@ type ImportOptions struct {
 	// Dest says how to reach the destination registry.
 	Dest registry.Options
 	// Jobs bounds how many blobs are hashed or pushed at once; 0 means
-	// DefaultJobs.
+	// layout.DefaultJobs.
 	Jobs int
 	// Progress receives progress events; nil means none.
 	Progress Progress
@@ -70,7 +69,7 @@ type ImportResult struct {
 	Tags []TagAction
 	// ProjectsCreated lists the Harbor projects CreateProjects created.
 	ProjectsCreated []string
-	Summary         Summary
+	Summary         ImportSummary
 }
 
 // Target is one image of the bundle and where it goes.
@@ -106,8 +105,6 @@ func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 
 func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 	start := time.Now()
-	prog := progressOrNone(opts.Progress)
-	jobs := jobsOrDefault(opts.Jobs)
 	dest, err := ParseDestination(opts.To)
 	if err != nil {
 		return nil, err
@@ -116,27 +113,58 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	if err != nil {
 		return nil, err
 	}
-	imp := &importer{c: c, dest: dest, jobs: jobs, prog: prog}
-
 	b, err := layout.Open(opts.Bundle)
 	if err != nil {
 		return nil, verify.Invalid(err)
 	}
 	defer b.Close()
-	// Check the bundle's structure offline before the first request to the
-	// destination. A directory's blobs are hashed as they are pushed (or,
-	// with VerifyFirst, all of them before the first push); a stream is
-	// read once: its head now, its blobs as they go by.
-	var present []ocispec.Descriptor // configs and layers in a directory bundle
+	imp := &importer{c: c, dest: dest, opts: opts, jobs: layout.JobsOrDefault(opts.Jobs), prog: progressOrNone(opts.Progress)}
+
+	// 1. resolve: the bundle checked offline, each image given its place.
+	targets, err := imp.resolve(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	res := &ImportResult{Targets: targets}
+	res.Summary.Images = len(targets)
+	// 2. plan: what the destination lacks, asked before anything is sent.
+	plan, err := imp.plan(ctx, targets, res)
+	if err != nil {
+		return nil, err
+	}
+	// 3. transfer: blobs, each verified before the destination commits it.
+	if err := imp.transfer(ctx, plan, &res.Summary); err != nil {
+		return nil, err
+	}
+	if !opts.DryRun {
+		// 4. commit: manifests children first, then tags.
+		if err := imp.pushManifests(ctx, plan.repos, &res.Summary); err != nil {
+			return nil, err
+		}
+		if err := imp.pushTags(ctx, res.Tags, &res.Summary); err != nil {
+			return nil, err
+		}
+	}
+	res.Summary.Duration = time.Since(start)
+	return res, nil
+}
+
+// resolve checks the bundle's structure offline, before the first request
+// to the destination, and maps each image to where it goes. A directory's
+// blobs are hashed as they are pushed (or, with VerifyFirst, all of them
+// before the first push); a stream is read once: its head now, its blobs
+// as they go by.
+func (imp *importer) resolve(ctx context.Context, b layout.Bundle) ([]Target, error) {
+	var err error
 	switch b := b.(type) {
 	case *layout.Dir:
-		if imp.report, present, err = verify.Structure(ctx, b); err != nil {
+		if imp.report, imp.present, err = verify.Structure(ctx, b); err != nil {
 			return nil, err
 		}
 		imp.dir = b
 	case *layout.TarReader:
-		if opts.VerifyFirst {
-			return nil, fmt.Errorf("%w: --verify-first needs a directory bundle; a tarball is read once, so run 'ferry verify %s' first, or extract it and import the directory", ErrInvalidOption, opts.Bundle)
+		if imp.opts.VerifyFirst {
+			return nil, fmt.Errorf("%w: --verify-first needs a directory bundle; a tarball is read once, so run 'ferry verify %s' first, or extract it and import the directory", ErrInvalidOption, imp.opts.Bundle)
 		}
 		imp.tar = b
 		if imp.report, err = verify.Head(ctx, b); err != nil {
@@ -147,81 +175,77 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		return nil, err
 	}
 	imp.graph = imp.report.Graph
-	targets, err := mapTargets(imp.report, dest)
+	targets, err := mapTargets(imp.report, imp.dest)
 	if err != nil {
 		return nil, err
 	}
-	res := &ImportResult{Targets: targets}
-	res.Summary.Images = len(targets)
-	if opts.Harbor || opts.CreateProjects {
+	if imp.opts.Harbor || imp.opts.CreateProjects {
 		for _, t := range targets {
 			if err := harbor.CheckRepository(t.Dest.Repository); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if opts.CreateProjects && !opts.DryRun {
+	return targets, nil
+}
+
+// importPlan is what an import will send: per repository, the graph it
+// receives; the blobs the destination lacks; and, per blob, a destination
+// repository that holds it already, to mount from.
+type importPlan struct {
+	repos     []repoGraph
+	missing   []RepoBlob
+	presentIn map[digest.Digest]string
+}
+
+// plan creates the Harbor projects asked for, then asks the destination
+// where its tags point and which blobs it lacks, and mounts what a delta
+// omits. It records what it found in res.
+func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResult) (*importPlan, error) {
+	var err error
+	if imp.opts.CreateProjects && !imp.opts.DryRun {
 		var repos []string
 		for _, t := range targets {
 			repos = append(repos, t.Dest.Repository)
 		}
-		if res.ProjectsCreated, err = harbor.CreateProjects(ctx, c, dest.Registry, repos, prog.Logf); err != nil {
+		if res.ProjectsCreated, err = harbor.CreateProjects(ctx, imp.c, imp.dest.Registry, repos, imp.prog.Logf); err != nil {
 			return nil, err
 		}
 	}
-
-	// Plan: ask the destination where its tags point and which blobs it
-	// lacks; mount what a delta omits.
-	if res.Tags, err = imp.planTags(ctx, targets, opts.NoOverwrite); err != nil {
+	if res.Tags, err = imp.planTags(ctx, targets, imp.opts.NoOverwrite); err != nil {
 		return nil, err
 	}
-	repos := groupByRepository(targets)
-	missing, err := imp.missingBlobs(ctx, repos, targets, opts.DryRun, res)
-	if err != nil {
+	p := &importPlan{repos: groupByRepository(targets)}
+	if err := imp.missingBlobs(ctx, p, targets, res); err != nil {
 		return nil, err
 	}
+	return p, nil
+}
 
-	// Every blob is verified before the destination can commit it: as it
-	// is pushed, or, with VerifyFirst, all of them before the first push.
-	// A dry run hashes the whole bundle: it is a check.
-	if imp.dir != nil && (opts.DryRun || opts.VerifyFirst && len(missing) > 0) {
-		if err := imp.hash(ctx, present); err != nil {
-			return nil, err
+// transfer moves the blobs the destination lacks. Every blob is verified
+// before the destination can commit it: as it is pushed, or, with
+// VerifyFirst, all of them before the first push. A dry run pushes nothing
+// but hashes the whole bundle: it is a check.
+func (imp *importer) transfer(ctx context.Context, p *importPlan, sum *ImportSummary) error {
+	if imp.dir != nil && (imp.opts.DryRun || imp.opts.VerifyFirst && len(p.missing) > 0) {
+		if err := imp.hash(ctx, imp.present); err != nil {
+			return err
 		}
 		imp.verified = true
 	}
-
-	// Transfer: blobs.
 	switch {
 	case imp.tar != nil:
-		err = imp.pushStream(ctx, missing, opts.DryRun, &res.Summary)
-	case !opts.DryRun:
-		err = imp.pushBlobs(ctx, missing, &res.Summary)
+		return imp.pushStream(ctx, p, sum)
+	case !imp.opts.DryRun:
+		return imp.pushBlobs(ctx, p, sum)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if opts.DryRun {
-		res.Summary.Duration = time.Since(start)
-		return res, nil
-	}
-	// Commit: manifests children first, then tags.
-	if err := imp.pushManifests(ctx, repos, &res.Summary); err != nil {
-		return nil, err
-	}
-	if err := imp.pushTags(ctx, res.Tags, &res.Summary); err != nil {
-		return nil, err
-	}
-	res.Summary.Duration = time.Since(start)
-	return res, nil
+	return nil
 }
 
 // hash reads descs from the bundle directory through their verifiers and
 // fails, naming every bad blob and the images it breaks, if any is wrong.
 func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error {
-	vopts := verify.Options{Jobs: imp.jobs, Progress: imp.prog.Add, Total: func(n int64) { imp.prog.Start("verify", n) }}
-	err := imp.report.Hash(ctx, imp.dir, descs, vopts)
-	imp.prog.Done()
+	err := imp.report.Hash(ctx, imp.dir, descs, verify.Options{Jobs: imp.jobs, Progress: imp.prog})
 	if err != nil {
 		return err
 	}
@@ -298,32 +322,30 @@ func groupByRepository(targets []Target) []repoGraph {
 }
 
 type importer struct {
-	c *registry.Client
+	c    *registry.Client
+	opts ImportOptions
 	// dir is the bundle directory; nil when the bundle is a stream.
 	dir *layout.Dir
 	// tar is the bundle tarball being streamed; nil for a directory.
 	tar *layout.TarReader
+	// present lists the configs and layers dir holds, for VerifyFirst.
+	present []ocispec.Descriptor
 	// verified says every blob in dir was hashed before the first push.
 	verified bool
-	// presentIn names, per blob, a destination repository that already
-	// holds it; the repositories that lack it get it by a mount.
-	presentIn map[digest.Digest]string
-	graph     *layout.Graph
-	report    *verify.Report
-	dest      Destination
-	jobs      int
-	prog      Progress
-
-	mu sync.Mutex // guards report once pushes run in parallel
+	graph    *layout.Graph
+	// report is the bundle's verification; it is not changed after
+	// resolve.
+	report *verify.Report
+	dest   Destination
+	jobs   int
+	prog   Progress
 }
 
 // bundleFault records that a blob of the bundle failed verification while
 // it was pushed, and returns the report's error naming it and the images
 // it breaks.
 func (imp *importer) bundleFault(desc ocispec.Descriptor, err error) error {
-	imp.mu.Lock()
-	defer imp.mu.Unlock()
-	return imp.report.Fail(desc, err)
+	return imp.report.Fault(desc, err)
 }
 
 func (imp *importer) repo(name string) (*remote.Repository, error) {

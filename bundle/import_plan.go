@@ -17,8 +17,8 @@ import (
 )
 
 // missingBlobs HEADs every config and layer in every repository that needs
-// it and returns those the destination lacks and the bundle carries. It
-// records in imp.presentIn a repository holding each blob it found, so
+// it and records in p those the destination lacks and the bundle carries.
+// It records in p.presentIn a repository holding each blob it found, so
 // that pushBlobs and pushStream mount rather than send those again.
 //
 // A blob the bundle omits (a delta) and the target repository lacks is
@@ -26,8 +26,55 @@ import (
 // --to; in a dry run, a HEAD there stands in for the mount. If neither finds
 // it, the import fails before anything is pushed, listing every such blob
 // and the images it breaks.
-func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, targets []Target, dryRun bool, res *ImportResult) ([]RepoBlob, error) {
+func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []Target, res *ImportResult) error {
+	all := blobsOf(p.repos)
+	state, err := imp.headBlobs(ctx, all)
+	if err != nil {
+		return err
+	}
+	// A blob already in one repository is mounted, not sent again, into
+	// the others that lack it (an import killed between the upload and
+	// the mounts leaves exactly that).
+	p.presentIn = map[digest.Digest]string{}
+	for i, rb := range all {
+		if _, ok := p.presentIn[rb.Desc.Digest]; !ok && state[i] == blobPresent {
+			p.presentIn[rb.Desc.Digest] = rb.Repository
+		}
+	}
 	sum := &res.Summary
+	var lost []string
+	for i, rb := range all {
+		switch {
+		case state[i] == blobPresent:
+			sum.Skipped++
+			sum.SkippedBytes += rb.Desc.Size
+			res.Present = append(res.Present, rb)
+		case state[i] == blobMounted:
+			sum.Mounted++
+			res.Mounted = append(res.Mounted, rb)
+		case imp.inBundle(rb.Desc):
+			p.missing = append(p.missing, rb)
+			res.Push = append(res.Push, rb)
+		default:
+			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("%w: %d blob(s) this delta bundle omits are neither in their repository at %s nor mountable from where its baseline says they live:\n  - %s\nimport the bundles the baseline came from first, or export again against a fresh 'ferry inventory' of the destination",
+			ErrMissingAtDestination, len(lost), imp.dest.Registry, strings.Join(lost, "\n  - "))
+	}
+	return nil
+}
+
+// What the destination has of a blob a repository needs.
+const (
+	blobAbsent = iota
+	blobPresent
+	blobMounted // a blob the bundle omits, mounted (dry run: mountable)
+)
+
+// blobsOf lists the configs and layers each repository needs.
+func blobsOf(repos []repoGraph) []RepoBlob {
 	var all []RepoBlob
 	for _, r := range repos {
 		for _, d := range r.descs {
@@ -36,11 +83,12 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, target
 			}
 		}
 	}
-	const (
-		absent = iota
-		present
-		mounted
-	)
+	return all
+}
+
+// headBlobs asks the destination, at most imp.jobs at once, whether each
+// repository has each blob, and mounts there the blobs the bundle omits.
+func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, error) {
 	state := make([]int, len(all))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
@@ -55,57 +103,23 @@ func (imp *importer) missingBlobs(ctx context.Context, repos []repoGraph, target
 				return imp.c.Wrap(registry.OpCheckBlob, rb.Desc.Digest.String()+" in "+rb.Repository, err)
 			}
 			if ok {
-				state[i] = present
+				state[i] = blobPresent
 				return nil
 			}
 			if imp.inBundle(rb.Desc) {
 				return nil
 			}
-			ok, err = imp.mountOmitted(ectx, repo, rb, dryRun)
+			ok, err = imp.mountOmitted(ectx, repo, rb)
 			if err != nil {
 				return err
 			}
 			if ok {
-				state[i] = mounted
+				state[i] = blobMounted
 			}
 			return nil
 		})
 	}
-	if err := eg.Wait(); err != nil {
-		return nil, err
-	}
-	// A blob already in one repository is mounted, not sent again, into
-	// the others that lack it (an import killed between the upload and
-	// the mounts leaves exactly that).
-	imp.presentIn = map[digest.Digest]string{}
-	for i, rb := range all {
-		if _, ok := imp.presentIn[rb.Desc.Digest]; !ok && state[i] == present {
-			imp.presentIn[rb.Desc.Digest] = rb.Repository
-		}
-	}
-	var missing []RepoBlob
-	var lost []string
-	for i, rb := range all {
-		switch {
-		case state[i] == present:
-			sum.Skipped++
-			sum.SkippedBytes += rb.Desc.Size
-			res.Present = append(res.Present, rb)
-		case state[i] == mounted:
-			sum.Mounted++
-			res.Mounted = append(res.Mounted, rb)
-		case imp.inBundle(rb.Desc):
-			missing = append(missing, rb)
-			res.Push = append(res.Push, rb)
-		default:
-			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
-		}
-	}
-	if len(lost) > 0 {
-		return nil, fmt.Errorf("%w: %d blob(s) this delta bundle omits are neither in their repository at %s nor mountable from where its baseline says they live:\n  - %s\nimport the bundles the baseline came from first, or export again against a fresh 'ferry inventory' of the destination",
-			ErrMissingAtDestination, len(lost), imp.dest.Registry, strings.Join(lost, "\n  - "))
-	}
-	return missing, nil
+	return state, eg.Wait()
 }
 
 // ErrMissingAtDestination: a delta bundle relies on blobs the destination
@@ -116,9 +130,9 @@ var ErrMissingAtDestination = errors.New("blobs missing at the destination")
 // from each repository ferry.json says it lives in. A registry that answers
 // a mount with 202 (an upload, not a mount) or an error is treated as "not
 // mounted there", never as a failed import. In a dry run, it only HEADs.
-func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, rb RepoBlob, dryRun bool) (bool, error) {
+func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, rb RepoBlob) (bool, error) {
 	for _, from := range imp.mountSources(rb) {
-		if dryRun {
+		if imp.opts.DryRun {
 			src, err := imp.repo(from)
 			if err != nil {
 				continue

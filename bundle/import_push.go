@@ -26,11 +26,11 @@ import (
 // ones under way finish: each verifies itself, nothing is left half-sent at
 // the destination, and a re-run skips what they stored. Only cancelling ctx
 // (an interrupt) stops them.
-func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Summary) error {
+func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSummary) error {
 	byDigest := map[digest.Digest][]RepoBlob{}
 	var order []digest.Digest
 	var total int64
-	for _, rb := range missing {
+	for _, rb := range p.missing {
 		if _, ok := byDigest[rb.Desc.Digest]; !ok {
 			order = append(order, rb.Desc.Digest)
 			total += rb.Desc.Size
@@ -52,7 +52,7 @@ func (imp *importer) pushBlobs(ctx context.Context, missing []RepoBlob, sum *Sum
 				return nil
 			}
 			targets := byDigest[d]
-			from, pushed := imp.presentIn[d], false
+			from, pushed := p.presentIn[d], false
 			if from == "" {
 				if err := imp.pushBlob(ctx, targets[0]); err != nil {
 					failed.Store(true)
@@ -193,7 +193,7 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 
 // pushManifests pushes, per repository, every manifest and index the
 // destination lacks, children before parents. Repositories go in parallel.
-func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *Summary) error {
+func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *ImportSummary) error {
 	var mu sync.Mutex
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
@@ -245,7 +245,7 @@ func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *
 // any blob fails, or the stream ends before every blob the images need has
 // gone by, it returns an error and nothing more is pushed: no manifest, no
 // tag. In a dry run nothing is pushed; every blob is still verified.
-func (imp *importer) pushStream(ctx context.Context, missing []RepoBlob, dryRun bool, sum *Summary) error {
+func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportSummary) error {
 	need := map[digest.Digest][]RepoBlob{}
 	var total int64
 	for _, b := range imp.report.Manifest.Blobs {
@@ -253,9 +253,10 @@ func (imp *importer) pushStream(ctx context.Context, missing []RepoBlob, dryRun 
 			total += b.Size
 		}
 	}
-	for _, rb := range missing {
+	for _, rb := range p.missing {
 		need[rb.Desc.Digest] = append(need[rb.Desc.Digest], rb)
 	}
+	seen := map[digest.Digest]bool{}
 	imp.prog.Start("import", total)
 	defer imp.prog.Done()
 	for {
@@ -272,8 +273,8 @@ func (imp *importer) pushStream(ctx context.Context, missing []RepoBlob, dryRun 
 		// Pushed to the first repository that lacks it, then mounted into
 		// the others; mounted into all of them when the destination holds
 		// it elsewhere already; hashed and dropped when nothing needs it.
-		targets, from := need[desc.Digest], imp.presentIn[desc.Digest]
-		if dryRun {
+		targets, from := need[desc.Digest], p.presentIn[desc.Digest]
+		if imp.opts.DryRun {
 			targets = nil
 		}
 		if len(targets) > 0 && from == "" {
@@ -286,7 +287,7 @@ func (imp *importer) pushStream(ctx context.Context, missing []RepoBlob, dryRun 
 		} else if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
 			return imp.bundleFault(desc, err)
 		}
-		imp.report.Seen(desc)
+		seen[desc.Digest] = true
 		for _, rb := range targets {
 			if err := imp.mountOrPush(ctx, rb, from); err != nil {
 				return err
@@ -294,8 +295,7 @@ func (imp *importer) pushStream(ctx context.Context, missing []RepoBlob, dryRun 
 			sum.Mounted++
 		}
 	}
-	imp.report.Finish(imp.tar.Name())
-	return imp.report.Err()
+	return imp.report.Unseen(seen, imp.tar.Name())
 }
 
 // pushFromStream uploads the blob r yields to repository, verified on the

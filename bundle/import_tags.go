@@ -65,7 +65,7 @@ func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite
 // pushTags points each destination tag at its image, last of all. A tag
 // already there is left alone (Harbor's immutable tags refuse even an
 // identical push); one pointing elsewhere is moved and reported.
-func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Summary) error {
+func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *ImportSummary) error {
 	for _, a := range actions {
 		t := a.Target
 		if a.Current == t.Root.Digest {

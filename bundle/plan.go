@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -17,22 +16,6 @@ import (
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
-
-// DefaultJobs is how many blobs move at once when an options struct leaves
-// Jobs at zero: four per CPU, at least 8 and at most 32. A transfer mostly
-// waits (on the network, on the registry's fsync), and each one hashes on
-// at most one core, so a few per core keep the cores and the link busy
-// without opening more connections than a registry expects from a client.
-// On 2 cores that is 8; --jobs 2, 4 and 8 were measured there, and 8 was as
-// fast as any.
-func DefaultJobs() int { return min(max(4*runtime.NumCPU(), 8), 32) }
-
-func jobsOrDefault(n int) int {
-	if n <= 0 {
-		return DefaultJobs()
-	}
-	return n
-}
 
 // Plan is what an export or import will move, known before the first blob
 // moves.
@@ -78,6 +61,19 @@ func (p *Plan) IncludedBytes() (n int64, count int) {
 		}
 	}
 	return n, count
+}
+
+// summary counts what the plan holds, before anything moves.
+func (p *Plan) summary() ExportSummary {
+	s := ExportSummary{Images: len(p.Images), Blobs: len(p.Blobs)}
+	for _, b := range p.Blobs {
+		s.Bytes += b.Desc.Size
+		if !b.Included {
+			s.Omitted++
+			s.OmittedBytes += b.Desc.Size
+		}
+	}
+	return s
 }
 
 // BundleManifest renders the plan as ferry.json.

@@ -7,7 +7,9 @@ import (
 )
 
 // Progress receives the events of a long operation. Implementations must be
-// safe for concurrent use. A nil Progress in an options struct means silence.
+// safe for concurrent use. A nil Progress in an options struct means
+// silence. verify and delta take the parts of it they use, so one value
+// serves every package.
 type Progress interface {
 	// Start begins a phase that will move total bytes.
 	Start(phase string, total int64)
@@ -54,23 +56,38 @@ func (c countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Summary says what a run did.
-type Summary struct {
+// ExportSummary says what an export did. Blobs are counted once each,
+// whatever the number of images that share them.
+type ExportSummary struct {
 	Images int
-	// Blobs is the number of distinct blobs (manifests included) in the plan.
+	// Blobs is the number of distinct blobs (manifests included) in the
+	// plan; Bytes, the size of all of them.
 	Blobs int
-	// Bytes is the size of all of them.
 	Bytes int64
-	// Transferred counts blobs and bytes that moved in this run.
+	// Transferred counts the blobs fetched from the source in this run.
 	Transferred      int
 	TransferredBytes int64
-	// Skipped counts blobs that did not need to move: already in the
-	// bundle (export) or at the destination (import).
+	// Skipped counts the blobs already in the bundle (a resumed export).
 	Skipped      int
 	SkippedBytes int64
-	// Omitted counts blobs a baseline said need not travel.
+	// Omitted counts the blobs a baseline said need not travel.
 	Omitted      int
 	OmittedBytes int64
+	Duration     time.Duration
+}
+
+// Throughput is the transferred bytes per second.
+func (s *ExportSummary) Throughput() float64 { return perSecond(s.TransferredBytes, s.Duration) }
+
+// ImportSummary says what an import did.
+type ImportSummary struct {
+	Images int
+	// Transferred counts the blobs and manifests sent in this run.
+	Transferred      int
+	TransferredBytes int64
+	// Skipped counts the blobs and manifests the destination already had.
+	Skipped      int
+	SkippedBytes int64
 	// Mounted counts blobs mounted from another repository at the destination.
 	Mounted int
 	// TagsMoved lists destination tags that pointed elsewhere and were moved;
@@ -82,11 +99,13 @@ type Summary struct {
 }
 
 // Throughput is the transferred bytes per second.
-func (s *Summary) Throughput() float64 {
-	if s.Duration <= 0 {
+func (s *ImportSummary) Throughput() float64 { return perSecond(s.TransferredBytes, s.Duration) }
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
 		return 0
 	}
-	return float64(s.TransferredBytes) / s.Duration.Seconds()
+	return float64(n) / d.Seconds()
 }
 
 // HumanBytes renders n in binary units.

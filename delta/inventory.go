@@ -38,10 +38,14 @@ type InventoryOptions struct {
 	Prefix string
 	// Repositories, in source form, are listed instead of asking _catalog.
 	Repositories []string
-	// Jobs bounds how many repositories are read at once; 0 means 4.
+	// Jobs bounds how many repositories are read at once; 0 means
+	// layout.DefaultJobs.
 	Jobs int
-	// Logf reports skipped tags; nil means silence.
-	Logf func(format string, args ...any)
+	// Progress is told of skipped tags and repositories (Logf); nil means
+	// silence. bundle.Progress has it.
+	Progress interface {
+		Logf(format string, args ...any)
+	}
 	// Now stamps the file; nil means time.Now.
 	Now func() time.Time
 }
@@ -82,13 +86,10 @@ func inventoryOf(ctx context.Context, reg ocireg.Registry, opts InventoryOptions
 			return nil, err
 		}
 	}
-	jobs := opts.Jobs
-	if jobs <= 0 {
-		jobs = 4
-	}
-	logf := opts.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
+	jobs := layout.JobsOrDefault(opts.Jobs)
+	logf := func(string, ...any) {}
+	if opts.Progress != nil {
+		logf = opts.Progress.Logf
 	}
 	inv := &inventory{blobs: map[digest.Digest]*spec.Blob{}}
 	graph := layout.NewGraph()

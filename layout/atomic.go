@@ -8,52 +8,125 @@ import (
 	"sync"
 )
 
-// WriteFileAtomic makes path appear with the bytes write produces, or not at
-// all: it writes a temp file in the same directory, syncs it, closes it, sets
-// perm and renames it into place. The temp file is removed on any failure.
-func WriteFileAtomic(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
-	return writeFileAtomic(path, perm, true, write)
+// TempPrefix starts the name of every temp file ferry writes; a file whose
+// name starts with it is ferry's own, unfinished, and may be removed.
+const TempPrefix = ".ferry-tmp-"
+
+// AtomicFile is a file that appears at its final path only when it is
+// complete: it is written as a temp file (TempPrefix) in the same
+// directory and renamed into place by Commit; Abort, or a failed Commit,
+// removes it. This is the one way ferry writes a file.
+//
+// A durable file is fsynced in the background as it grows (SyncBehind),
+// then once more before the rename, and the directory after it. A file
+// that is not durable is neither: its writer syncs it later (a bundle's
+// blobs are synced together before the metadata that declares them).
+type AtomicFile struct {
+	f       *os.File
+	w       io.Writer
+	behind  *SyncBehind // nil when not durable
+	final   string
+	perm    os.FileMode
+	closed  bool
+	settled bool // renamed, or removed
 }
 
-func writeFileAtomic(path string, perm os.FileMode, sync bool, write func(w io.Writer) error) (err error) {
+// CreateAtomic starts the file that Commit makes appear at path with perm.
+func CreateAtomic(path string, perm os.FileMode, durable bool) (*AtomicFile, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, ".ferry-tmp-"+base+"-*")
+	f, err := os.CreateTemp(dir, TempPrefix+base+"-*")
 	if err != nil {
-		return fmt.Errorf("creating temp file for %s: %w", path, err)
+		return nil, fmt.Errorf("creating temp file for %s: %w", path, err)
 	}
-	tmp := f.Name()
-	succeeded := false
-	defer func() {
-		if !succeeded {
-			f.Close()
-			os.Remove(tmp)
+	a := &AtomicFile{f: f, w: f, final: path, perm: perm}
+	if durable {
+		a.behind = NewSyncBehind(f)
+		a.w = a.behind
+	}
+	return a, nil
+}
+
+func (a *AtomicFile) Write(p []byte) (int, error) { return a.w.Write(p) }
+
+// Final is the path the file appears at.
+func (a *AtomicFile) Final() string { return a.final }
+
+// Finish syncs (if durable), closes the temp file and sets its mode: all of
+// Commit but the rename, for a set of files that must appear together.
+func (a *AtomicFile) Finish() error {
+	if a.closed {
+		return nil
+	}
+	if a.behind != nil {
+		if err := a.behind.Sync(); err != nil {
+			a.Abort()
+			return err
 		}
-	}()
-	if err := write(f); err != nil {
-		return err
 	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("syncing %s: %w", path, err)
-		}
+	a.closed = true
+	if err := a.f.Close(); err != nil {
+		a.Abort()
+		return fmt.Errorf("closing %s: %w", a.final, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, perm); err != nil {
-		return fmt.Errorf("setting mode of %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming into %s: %w", path, err)
-	}
-	succeeded = true
-	if sync {
-		syncDir(dir)
+	if err := os.Chmod(a.f.Name(), a.perm); err != nil {
+		a.Abort()
+		return fmt.Errorf("setting mode of %s: %w", a.final, err)
 	}
 	return nil
+}
+
+// Commit finishes the file and renames it into place.
+func (a *AtomicFile) Commit() error {
+	if err := a.Finish(); err != nil {
+		return err
+	}
+	if err := os.Rename(a.f.Name(), a.final); err != nil {
+		a.Abort()
+		return fmt.Errorf("renaming into %s: %w", a.final, err)
+	}
+	a.settled = true
+	if a.behind != nil {
+		syncDir(filepath.Dir(a.final))
+	}
+	return nil
+}
+
+// Abort removes the temp file, after any background fsync of it has ended.
+// It does nothing once the file is committed.
+func (a *AtomicFile) Abort() {
+	if a.settled {
+		return
+	}
+	a.settled = true
+	if a.behind != nil {
+		a.behind.Wait()
+	}
+	if !a.closed {
+		a.closed = true
+		a.f.Close()
+	}
+	os.Remove(a.f.Name())
+}
+
+// WriteFileAtomic makes path appear, durably, with the bytes write
+// produces, or not at all (AtomicFile).
+func WriteFileAtomic(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	return writeAtomic(path, perm, true, write)
+}
+
+func writeAtomic(path string, perm os.FileMode, durable bool, write func(w io.Writer) error) error {
+	a, err := CreateAtomic(path, perm, durable)
+	if err != nil {
+		return err
+	}
+	if err := write(a); err != nil {
+		a.Abort()
+		return err
+	}
+	return a.Commit()
 }
 
 // syncDir makes a rename durable. Errors are ignored: not every file system

@@ -77,9 +77,16 @@ func (d *Dir) Root() string { return d.root }
 // Name is the directory, for messages.
 func (d *Dir) Name() string { return d.root }
 
-// Close releases nothing: a directory holds no file open between reads. It
-// is there so that a Dir is a Bundle.
-func (d *Dir) Close() error { return nil }
+// Close waits for the background fsyncs of the blobs written (see
+// WriteBlob), so that none outlives the export that wrote them, whether it
+// failed or not; it reports the first that failed. A Dir opened for
+// reading has none.
+func (d *Dir) Close() error {
+	d.syncing.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.syncErr
+}
 
 func (d *Dir) checkLayoutFile() error {
 	f, err := os.Open(filepath.Join(d.root, FileOCILayout))
@@ -227,7 +234,7 @@ func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reade
 	if err != nil {
 		return err
 	}
-	err = writeFileAtomic(path, blobPerm, false, func(w io.Writer) error {
+	err = writeAtomic(path, blobPerm, false, func(w io.Writer) error {
 		_, err := Copy(w, vr)
 		return err
 	})

@@ -281,10 +281,39 @@ func TestSyncReportsBackgroundFailures(t *testing.T) {
 	}
 }
 
+// Close waits for the background fsyncs, so none outlives an export that
+// fails between writing blobs and the Sync before its metadata.
+func TestCloseWaitsForBackgroundSyncs(t *testing.T) {
+	ctx := context.Background()
+	d, err := CreateDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cap(d.syncSlot); i++ {
+		d.syncSlot <- struct{}{}
+	}
+	gone := []byte("removed before its fsync")
+	desc := descOf(gone)
+	if err := d.WriteBlob(ctx, desc, bytes.NewReader(gone)); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := d.BlobPath(desc.Digest)
+	os.Remove(path)
+	closed := make(chan error)
+	go func() { closed <- d.Close() }()
+	for i := 0; i < cap(d.syncSlot); i++ {
+		<-d.syncSlot
+	}
+	// The fsync ran (and failed) before Close returned: Close says so.
+	if err := <-closed; err == nil || !strings.Contains(err.Error(), BlobName(desc.Digest)) {
+		t.Fatalf("Close = %v, want it to wait for the fsync of %s and report it", err, BlobName(desc.Digest))
+	}
+}
+
 func assertNoTempFiles(t *testing.T, root string) {
 	t.Helper()
 	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
-		if err == nil && strings.HasPrefix(fi.Name(), ".ferry-tmp-") {
+		if err == nil && strings.HasPrefix(fi.Name(), TempPrefix) {
 			t.Errorf("temp file left behind: %s", path)
 		}
 		return nil

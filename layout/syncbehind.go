@@ -49,6 +49,10 @@ func (s *SyncBehind) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Wait waits for the background fsync, if one runs, without starting
+// another: for a file about to be dropped.
+func (s *SyncBehind) Wait() { s.running.Wait() }
+
 // Sync waits for the background fsync, if one runs, and makes everything
 // written durable; it reports the first fsync that failed.
 func (s *SyncBehind) Sync() error {

@@ -87,11 +87,9 @@ type SplitWriter struct {
 }
 
 type volume struct {
-	final string
-	f     *os.File
-	w     *SyncBehind
-	h     hash.Hash
-	n     int64
+	f *AtomicFile
+	h hash.Hash
+	n int64
 }
 
 // NewSplitWriter prepares volumes base.000, base.001, … of at most size bytes.
@@ -104,20 +102,16 @@ func NewSplitWriter(base string, size int64) (*SplitWriter, error) {
 
 func (s *SplitWriter) next() error {
 	if s.cur != nil {
-		if err := s.cur.w.Sync(); err != nil {
+		if err := s.cur.f.Finish(); err != nil {
 			return err
 		}
 	}
 	final := VolumeName(s.base, len(s.vols))
-	dir, name := filepath.Split(final)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, ".ferry-tmp-"+name+"-*")
+	f, err := CreateAtomic(final, 0o444, true)
 	if err != nil {
 		return fmt.Errorf("creating volume %s: %w", final, err)
 	}
-	s.cur = &volume{final: final, f: f, w: NewSyncBehind(f), h: sha256.New()}
+	s.cur = &volume{f: f, h: sha256.New()}
 	s.vols = append(s.vols, s.cur)
 	s.avail = s.size
 	return nil
@@ -138,14 +132,14 @@ func (s *SplitWriter) Write(p []byte) (int, error) {
 		if int64(len(chunk)) > s.avail {
 			chunk = chunk[:s.avail]
 		}
-		n, err := s.cur.w.Write(chunk)
+		n, err := s.cur.f.Write(chunk)
 		s.cur.h.Write(chunk[:n])
 		s.cur.n += int64(n)
 		s.avail -= int64(n)
 		written += n
 		p = p[n:]
 		if err != nil {
-			s.err = fmt.Errorf("writing volume %s: %w", s.cur.final, err)
+			s.err = fmt.Errorf("writing volume %s: %w", s.cur.f.Final(), err)
 			return written, s.err
 		}
 	}
@@ -166,15 +160,11 @@ func (s *SplitWriter) Commit() error {
 	}
 	var sums strings.Builder
 	for _, v := range s.vols {
-		if err := v.w.Sync(); err != nil {
+		if err := v.f.Finish(); err != nil {
 			s.Abort()
 			return err
 		}
-		if err := v.f.Close(); err != nil {
-			s.Abort()
-			return err
-		}
-		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(v.h.Sum(nil)), filepath.Base(v.final))
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(v.h.Sum(nil)), filepath.Base(v.f.Final()))
 	}
 	// Stale volumes of an earlier, longer set must not look like ours.
 	for i := len(s.vols); ; i++ {
@@ -183,13 +173,9 @@ func (s *SplitWriter) Commit() error {
 		}
 	}
 	for _, v := range s.vols {
-		if err := os.Chmod(v.f.Name(), 0o444); err != nil {
+		if err := v.f.Commit(); err != nil {
 			s.Abort()
 			return err
-		}
-		if err := os.Rename(v.f.Name(), v.final); err != nil {
-			s.Abort()
-			return fmt.Errorf("renaming volume into %s: %w", v.final, err)
 		}
 	}
 	return WriteFileBytes(s.base+SumsSuffix, 0o644, []byte(sums.String()))
@@ -198,8 +184,7 @@ func (s *SplitWriter) Commit() error {
 // Abort removes every temp volume.
 func (s *SplitWriter) Abort() {
 	for _, v := range s.vols {
-		v.f.Close()
-		os.Remove(v.f.Name())
+		v.f.Abort()
 	}
 }
 

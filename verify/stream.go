@@ -35,8 +35,8 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 	return rep, nil
 }
 
-// Seen records that blob desc went by in the stream, verified.
-func (r *Report) Seen(desc ocispec.Descriptor) {
+// seen records that blob desc went by in the stream, verified.
+func (r *Report) sawBlob(desc ocispec.Descriptor) {
 	if !r.seen[desc.Digest] {
 		r.seen[desc.Digest] = true
 		r.Blobs++
@@ -44,9 +44,28 @@ func (r *Report) Seen(desc ocispec.Descriptor) {
 	}
 }
 
-// Finish is called at the end of a stream: every blob the graphs need must
+// Unseen is the check at the end of a stream that someone else read (an
+// import): every blob the graphs need must have gone by (seen), unless
+// ferry.json omits it. It returns an error wrapping ErrBundleInvalid that
+// names each blob that did not, and the images it breaks; the report is
+// not changed.
+func (r *Report) Unseen(seen map[digest.Digest]bool, name string) error {
+	var problems []Problem
+	for _, d := range sortedDescs(r.descs) {
+		if !seen[d.Digest] && !r.seen[d.Digest] && !r.omitted(d.Digest) {
+			problems = append(problems, r.blobProblemOf(d.Digest, neverWentBy(name)))
+		}
+	}
+	return r.errWith(problems...)
+}
+
+func neverWentBy(name string) error {
+	return fmt.Errorf("never went by in %s (truncated, an entry dropped, or a volume missing?)", name)
+}
+
+// finish is called at the end of a stream: every blob the graphs need must
 // have gone by, unless ferry.json omits it.
-func (r *Report) Finish(name string) {
+func (r *Report) finish(name string) {
 	for _, d := range sortedDescs(r.descs) {
 		switch {
 		case r.seen[d.Digest]:
@@ -54,7 +73,7 @@ func (r *Report) Finish(name string) {
 			r.Omitted++
 			r.OmittedBytes += d.Size
 		default:
-			r.blobProblem(d.Digest, fmt.Errorf("never went by in %s (truncated, an entry dropped, or a volume missing?)", name))
+			r.blobProblem(d.Digest, neverWentBy(name))
 		}
 	}
 }
@@ -67,19 +86,16 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 	if err != nil {
 		return nil, err
 	}
-	if opts.Total != nil {
-		var total int64
-		for _, b := range rep.Manifest.Blobs {
-			if b.Included && !layout.IsManifest(b.MediaType) {
-				total += b.Size
-			}
+	prog := opts.progress()
+	var total int64
+	for _, b := range rep.Manifest.Blobs {
+		if b.Included && !layout.IsManifest(b.MediaType) {
+			total += b.Size
 		}
-		opts.Total(total)
 	}
-	var w io.Writer = io.Discard
-	if opts.Progress != nil {
-		w = progressWriter(opts.Progress)
-	}
+	prog.Start("verify", total)
+	defer prog.Done()
+	w := progressWriter{prog}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -96,9 +112,9 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 			rep.blobProblem(desc.Digest, err)
 			return rep, nil
 		}
-		rep.Seen(desc)
+		rep.sawBlob(desc)
 	}
-	rep.Finish(tr.Name())
+	rep.finish(tr.Name())
 	return rep, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"slices"
 	"sort"
@@ -55,15 +54,35 @@ type Source interface {
 	BundleManifest() (*spec.Manifest, error)
 }
 
-// Options configure Bundle. The zero value hashes with 4 workers, silently.
+// Options configure Bundle and Stream. The zero value hashes with
+// layout.DefaultJobs workers, silently.
 type Options struct {
-	// Jobs bounds how many blobs are hashed at once; 0 means 4.
+	// Jobs bounds how many blobs are hashed at once; 0 means
+	// layout.DefaultJobs.
 	Jobs int
-	// Progress is told the bytes hashed; nil means silence.
-	Progress func(n int64)
-	// Total, when set, is told the number of bytes there are to hash before
-	// hashing starts.
-	Total func(n int64)
+	// Progress is told the bytes there are to hash (Start "verify"), the
+	// bytes hashed (Add) and the end (Done); nil means silence.
+	Progress Progress
+}
+
+// Progress is what verification reports to: bundle.Progress has it.
+type Progress interface {
+	Start(phase string, total int64)
+	Add(n int64)
+	Done()
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int64) {}
+func (noProgress) Add(int64)           {}
+func (noProgress) Done()               {}
+
+func (o Options) progress() Progress {
+	if o.Progress == nil {
+		return noProgress{}
+	}
+	return o.Progress
 }
 
 // Problem is one thing wrong with a bundle.
@@ -133,24 +152,27 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 // Err is nil for a clean bundle, otherwise an error wrapping
 // ErrBundleInvalid that lists every problem.
-func (r *Report) Err() error {
-	if r.OK() {
+func (r *Report) Err() error { return r.errWith() }
+
+// errWith is Err with more problems than the report holds.
+func (r *Report) errWith(more ...Problem) error {
+	all := append(slices.Clip(r.Problems), more...)
+	if len(all) == 0 {
 		return nil
 	}
-	lines := make([]string, len(r.Problems))
-	for i, p := range r.Problems {
+	lines := make([]string, len(all))
+	for i, p := range all {
 		lines[i] = "  - " + p.String()
 	}
-	return fmt.Errorf("%w: %d problem(s):\n%s", ErrBundleInvalid, len(r.Problems), strings.Join(lines, "\n"))
+	return fmt.Errorf("%w: %d problem(s):\n%s", ErrBundleInvalid, len(all), strings.Join(lines, "\n"))
 }
 
-// Fail records that blob desc failed verification where it was read (an
-// import verifies the blobs it pushes as they go) and returns Err, which
-// names it and the images it breaks. Like the rest of Report, it is not
-// safe for concurrent use.
-func (r *Report) Fail(desc ocispec.Descriptor, err error) error {
-	r.blobProblem(desc.Digest, err)
-	return r.Err()
+// Fault is the error for blob desc failing verification where someone else
+// read it (an import verifies the blobs it pushes as they go): it wraps
+// ErrBundleInvalid and names the blob, its file and the images it breaks.
+// The report is not changed, so Fault is safe for concurrent use.
+func (r *Report) Fault(desc ocispec.Descriptor, err error) error {
+	return r.errWith(r.blobProblemOf(desc.Digest, err))
 }
 
 // Omitted reports whether ferry.json says d was left out of the bundle.
@@ -265,23 +287,19 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 // Hash reads every blob of descs through its verifier, in parallel, and
 // adds a Problem for each that fails.
 func (rep *Report) Hash(ctx context.Context, src Source, descs []ocispec.Descriptor, opts Options) error {
-	jobs := opts.Jobs
-	if jobs <= 0 {
-		jobs = 4
+	prog := opts.progress()
+	var total int64
+	for _, d := range descs {
+		total += d.Size
 	}
-	if opts.Total != nil {
-		var total int64
-		for _, d := range descs {
-			total += d.Size
-		}
-		opts.Total(total)
-	}
+	prog.Start("verify", total)
+	defer prog.Done()
 	var mu sync.Mutex
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
+	eg.SetLimit(layout.JobsOrDefault(opts.Jobs))
 	for _, d := range descs {
 		eg.Go(func() error {
-			err := hashOne(ectx, src, d, opts.Progress)
+			err := hashOne(ectx, src, d, prog)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -299,24 +317,21 @@ func (rep *Report) Hash(ctx context.Context, src Source, descs []ocispec.Descrip
 	return eg.Wait()
 }
 
-func hashOne(ctx context.Context, src Source, d ocispec.Descriptor, progress func(int64)) error {
+func hashOne(ctx context.Context, src Source, d ocispec.Descriptor, prog Progress) error {
 	rc, err := src.Fetch(ctx, d)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	var w io.Writer = io.Discard
-	if progress != nil {
-		w = progressWriter(progress)
-	}
-	_, err = io.Copy(w, rc)
+	_, err = layout.Copy(progressWriter{prog}, rc)
 	return err
 }
 
-type progressWriter func(int64)
+// progressWriter counts what is written to it, and keeps none of it.
+type progressWriter struct{ p Progress }
 
-func (p progressWriter) Write(b []byte) (int, error) {
-	p(int64(len(b)))
+func (w progressWriter) Write(b []byte) (int, error) {
+	w.p.Add(int64(len(b)))
 	return len(b), nil
 }
 
@@ -373,7 +388,15 @@ func (rep *Report) add(p Problem) {
 // blobProblem records a problem with blob d's file, naming the images that
 // use it.
 func (rep *Report) blobProblem(d digest.Digest, err error) {
-	rep.add(Problem{Digest: d, File: layout.BlobName(d), Images: rep.users[d], Err: err})
+	rep.add(rep.blobProblemOf(d, err))
+}
+
+// blobProblemOf is the problem with blob d's file, naming the images that
+// use it.
+func (rep *Report) blobProblemOf(d digest.Digest, err error) Problem {
+	images := slices.Clone(rep.users[d])
+	sort.Strings(images)
+	return Problem{Digest: d, File: layout.BlobName(d), Images: images, Err: err}
 }
 
 func refName(d ocispec.Descriptor) string {

@@ -107,7 +107,7 @@ func exportedBundle(t *testing.T, bin string) (*imagegen.Set, string) {
 func tempFiles(root string) []string {
 	var out []string
 	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
-		if err == nil && strings.HasPrefix(fi.Name(), ".ferry-tmp-") {
+		if err == nil && strings.HasPrefix(fi.Name(), layout.TempPrefix) {
 			out = append(out, path)
 		}
 		return nil

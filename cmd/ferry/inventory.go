@@ -53,8 +53,8 @@ stripped, so the file can be carried out and used directly:
 				}
 			}
 			opts := delta.InventoryOptions{Registry: dest.Registry, Client: reg, Prefix: dest.Prefix, Repositories: dedupe(repos), Jobs: g.jobs}
-			if !g.quiet {
-				opts.Logf = func(format string, a ...any) { fmt.Fprintf(g.err, format+"\n", a...) }
+			if prog := newProgress(g); prog != nil {
+				opts.Progress = prog
 			}
 			m, err := delta.WriteInventory(cmd.Context(), output, opts)
 			if err != nil {

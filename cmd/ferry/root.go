@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
 
@@ -62,7 +63,7 @@ first, then manifests, then tags; skipping what is already there.`,
 		Version:       version,
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output, only the summary and errors")
-	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", bundle.DefaultJobs(), "how many blobs move at once")
+	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", layout.DefaultJobs(), "how many blobs move at once")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g), newLoginCmd(g), newLogoutCmd(g))
 	return root

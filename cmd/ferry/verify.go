@@ -42,16 +42,11 @@ cannot be read at all or the destination lacks omitted blobs.`,
 			if against.To != "" {
 				return verifyAgainst(cmd, g, args[0], against)
 			}
-			prog := newProgress(g)
-			var opts verify.Options
-			if prog != nil {
-				opts.Total = func(n int64) { prog.Start("verify", n) }
-				opts.Progress = prog.Add
+			opts := verify.Options{Jobs: g.jobs}
+			if prog := newProgress(g); prog != nil {
+				opts.Progress = prog
 			}
 			rep, err := verify.Path(cmd.Context(), args[0], opts)
-			if prog != nil {
-				prog.Done()
-			}
 			if err != nil {
 				return err
 			}

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-oci/ferry/bundle/registry"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/ferry-oci/ferry/bundle/registry"
 )
 
 func TestCheckRepository(t *testing.T) {
