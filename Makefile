@@ -43,6 +43,7 @@ demo: deps build registry-tool
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	GOOS=darwin $(GO) vet $(PKGS)
 
 # CNCF distribution v3, the tool pinned in testdata/tools/go.mod: build it
 # once, up front, rather than in the middle of the first test that starts a
@@ -51,9 +52,11 @@ registry-tool:
 	@echo "registry: building the pinned CNCF distribution v3 (a few minutes the first time, then cached)"
 	@$(GO) -C testdata/tools tool -n registry >/dev/null
 
-# The whole suite with the race detector, then a short run of every fuzz target.
+# The whole suite with the race detector, then a short run of every fuzz
+# target. Tests that share nothing run in parallel: most of their time is
+# spent waiting on registries, so 4 at a time on 2 cores.
 test: deps lint registry-tool
-	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 # Every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run;

@@ -126,6 +126,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 }
 
 func TestMutualTLSCertDirAndInsecure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, out := exportSet(t, regtest.Distribution)
 	dst := regtest.NewWith(t, regtest.Debian, regtest.Options{TLS: true, ClientCerts: true})
@@ -163,6 +164,7 @@ func TestMutualTLSCertDirAndInsecure(t *testing.T) {
 }
 
 func TestTokenAuth(t *testing.T) {
+	t.Parallel()
 	const robot, secret = "robot$mirror+ci", "s3cret"
 	for _, kind := range regtest.Kinds {
 		t.Run(string(kind), func(t *testing.T) {

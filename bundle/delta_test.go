@@ -74,6 +74,7 @@ func expectedDelta(prev, next *imagegen.Set) []digest.Digest {
 }
 
 func TestDeltaChain(t *testing.T) {
+	t.Parallel()
 	for _, kind := range regtest.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
@@ -144,6 +145,7 @@ func TestDeltaChain(t *testing.T) {
 }
 
 func TestDeltaImportMountsFromAnotherRepository(t *testing.T) {
+	t.Parallel()
 	for _, kind := range regtest.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
@@ -203,6 +205,7 @@ func TestDeltaImportMountsFromAnotherRepository(t *testing.T) {
 }
 
 func TestDeltaImportFailsCleanlyWhenBlobsAreMissing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kind := regtest.Distribution
 	src, _, refs := seed(t, kind, imagegen.Options{})

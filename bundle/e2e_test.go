@@ -70,6 +70,7 @@ func assertImported(t *testing.T, set *imagegen.Set, dstHost, prefix string) {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, kind := range regtest.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
@@ -124,6 +125,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestSkopeoReadsBundle(t *testing.T) {
+	t.Parallel()
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
 		t.Fatal("skopeo is required (Debian package skopeo; make deps installs it)")

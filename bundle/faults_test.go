@@ -57,6 +57,7 @@ func resetMidBody(t *testing.T, upstream string, w http.ResponseWriter, r *http.
 }
 
 func TestExportSurvivesResetsAndServerErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{LayerSize: 256 << 10})
 	var resets, errs once
@@ -95,6 +96,7 @@ func TestExportSurvivesResetsAndServerErrors(t *testing.T) {
 }
 
 func TestImportSurvivesFlakyDestination(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, out := exportSet(t, regtest.Debian)
 	dst := regtest.New(t, regtest.Debian)
@@ -146,6 +148,7 @@ var readTwiceForms = []struct {
 // tarball cannot be read again, so there the import stops, pushes no tag,
 // and a re-run finishes it.
 func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	work := t.TempDir()
@@ -200,6 +203,7 @@ func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
 // uploaded instead: from a tarball file or split set, read again from its
 // place; a gzipped tarball cannot be read again, and the error says so.
 func TestTarballImportUploadsWhatTheRegistryWillNotMount(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	work := t.TempDir()
@@ -237,6 +241,7 @@ func TestTarballImportUploadsWhatTheRegistryWillNotMount(t *testing.T) {
 }
 
 func TestImportFailsFastOnPermanentErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, out := exportSet(t, regtest.Distribution)
 	dst := regtest.New(t, regtest.Distribution)
@@ -276,6 +281,7 @@ func TestImportFailsFastOnPermanentErrors(t *testing.T) {
 // A re-import of a bundle the destination already holds asks, and sends
 // nothing: HEAD requests (and GETs of tags) only.
 func TestReimportOnlyAsks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, _, out := exportSet(t, regtest.Distribution)
 	dst := regtest.New(t, regtest.Distribution)
@@ -305,6 +311,7 @@ func TestReimportOnlyAsks(t *testing.T) {
 }
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{})
 	layer, _ := largestLayer(set)

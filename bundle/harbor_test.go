@@ -85,6 +85,7 @@ func newHarborFront(t *testing.T, reg *regtest.Server) *harborFront {
 }
 
 func TestHarborRules(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, out := exportSet(t, regtest.Distribution)
 	reg := regtest.New(t, regtest.Distribution)

@@ -66,6 +66,7 @@ func corrupt(t *testing.T, bundleDir string, d digest.Digest, mutate func([]byte
 }
 
 func TestImportRefusesCorruptBundle(t *testing.T) {
+	t.Parallel()
 	_, set, _ := exportSet(t, regtest.Distribution)
 	layer, owner := largestLayer(set)
 	var manifest digest.Digest
@@ -157,6 +158,7 @@ func countFiles(t *testing.T, root string) int {
 }
 
 func TestExportResumesAndReplacesBadLeftovers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, set, out := exportSet(t, regtest.Distribution)
 	all := set.Digests()
@@ -191,6 +193,7 @@ func TestExportResumesAndReplacesBadLeftovers(t *testing.T) {
 }
 
 func TestImportMovesTagsAndSaysSo(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kind := regtest.Debian
 	_, v1, out := exportSet(t, kind)
@@ -244,6 +247,7 @@ func TestImportMovesTagsAndSaysSo(t *testing.T) {
 }
 
 func TestImportDryRunPushesNothing(t *testing.T) {
+	t.Parallel()
 	_, set, out := exportSet(t, regtest.Distribution)
 	dst := regtest.New(t, regtest.Distribution)
 	res, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: plain, DryRun: true})
@@ -266,6 +270,7 @@ func TestImportDryRunPushesNothing(t *testing.T) {
 }
 
 func TestImportPlainLayoutFromSkopeo(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{})
 	dst := regtest.New(t, regtest.Debian)
@@ -296,6 +301,7 @@ func TestImportPlainLayoutFromSkopeo(t *testing.T) {
 // Names that break the destination's rules are refused before any request:
 // the destination here does not even exist.
 func TestInvalidDestinationNamesFailBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, _, out := exportSet(t, regtest.Distribution)
 	for _, tc := range []struct {
@@ -318,6 +324,7 @@ func TestInvalidDestinationNamesFailBeforeAnyRequest(t *testing.T) {
 // the others that need it, never sent again: what an import killed between
 // an upload and its mounts leaves behind.
 func TestImportMountsWhatAnotherRepositoryHolds(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	out := filepath.Join(t.TempDir(), "bundle")

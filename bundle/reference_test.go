@@ -7,6 +7,7 @@ import (
 )
 
 func TestParseReference(t *testing.T) {
+	t.Parallel()
 	hex := strings.Repeat("a", 64)
 	tests := []struct {
 		in, want string
@@ -52,6 +53,7 @@ func TestParseReference(t *testing.T) {
 }
 
 func TestRewrite(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ to, src, want string }{
 		{"harbor.internal/mirror", "docker.io/library/alpine:3.20", "harbor.internal/mirror/library/alpine:3.20"},
 		{"harbor.internal/mirror/", "quay.io/org/app:1", "harbor.internal/mirror/org/app:1"},
@@ -77,6 +79,7 @@ func TestRewrite(t *testing.T) {
 }
 
 func TestReadImagesFile(t *testing.T) {
+	t.Parallel()
 	in := "# images for the trip\n\nalpine:3.20   # the base\n  quay.io/org/app:1\n#docker.io/skipped\n"
 	refs, err := ReadImagesFile(strings.NewReader(in), "images.txt")
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 var fixedNow = func() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }
 
 func TestTarballForms(t *testing.T) {
+	t.Parallel()
 	for _, kind := range regtest.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
@@ -80,6 +81,7 @@ func TestTarballForms(t *testing.T) {
 }
 
 func TestTarballEntryOrderAndPeers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	work := t.TempDir()
@@ -181,6 +183,7 @@ func rewriteTar(t *testing.T, in, out string, edit func(hdr *tar.Header, body []
 }
 
 func TestStreamImportRefusesBadTarballs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	work := t.TempDir()
@@ -264,6 +267,7 @@ func TestStreamImportRefusesBadTarballs(t *testing.T) {
 }
 
 func TestSplitSetMissingOrCorruptVolume(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, _, refs := seed(t, regtest.Distribution, imagegen.Options{})
 	work := t.TempDir()

@@ -41,6 +41,7 @@ func digestsOf(m *spec.Manifest) []digest.Digest {
 // planned against it (the recovery path when the v2 bundle was lost)
 // imports completely, mounting the shared base across repositories.
 func TestInventoryIsABaseline(t *testing.T) {
+	t.Parallel()
 	for _, kind := range regtest.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
@@ -110,6 +111,7 @@ func TestInventoryIsABaseline(t *testing.T) {
 }
 
 func TestInventoryWhenCatalogIsForbidden(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dst := regtest.New(t, regtest.Distribution)
 	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
@@ -142,6 +144,7 @@ func TestInventoryWhenCatalogIsForbidden(t *testing.T) {
 }
 
 func TestLoadMergesBaselines(t *testing.T) {
+	t.Parallel()
 	a, b, c := digest.FromString("a"), digest.FromString("b"), digest.FromString("c")
 	dir := t.TempDir()
 	m1 := &spec.Manifest{MediaType: spec.MediaType, Blobs: []spec.Blob{{Digest: a, Size: 1, Repositories: []string{"x"}}, {Digest: b, Size: 2, Repositories: []string{"x"}}}}

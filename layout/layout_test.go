@@ -21,6 +21,7 @@ func descOf(data []byte) ocispec.Descriptor {
 }
 
 func TestVerifyReader(t *testing.T) {
+	t.Parallel()
 	good := []byte("hello, air gap")
 	desc := descOf(good)
 	flipped := bytes.Clone(good)
@@ -61,6 +62,7 @@ func TestVerifyReader(t *testing.T) {
 // A consumer that stops at desc.Size bytes (an HTTP upload with a content
 // length, which then commits) must never get them all from a bad blob.
 func TestVerifyReaderWithholdsTheLastBytesOfABadBlob(t *testing.T) {
+	t.Parallel()
 	good := bytes.Repeat([]byte("layer"), 10000)
 	desc := descOf(good)
 	flipped := bytes.Clone(good)
@@ -87,6 +89,7 @@ func TestVerifyReaderWithholdsTheLastBytesOfABadBlob(t *testing.T) {
 }
 
 func TestVerifyReaderOneByteAtATime(t *testing.T) {
+	t.Parallel()
 	data := bytes.Repeat([]byte("ferry"), 1000)
 	vr, err := NewVerifyReader(io.LimitReader(bytes.NewReader(data), 1<<20), descOf(data))
 	if err != nil {
@@ -110,6 +113,7 @@ func TestVerifyReaderOneByteAtATime(t *testing.T) {
 }
 
 func TestValidateDigest(t *testing.T) {
+	t.Parallel()
 	hex := strings.Repeat("a", 64)
 	tests := []struct {
 		in string
@@ -148,6 +152,7 @@ func TestValidateDigest(t *testing.T) {
 }
 
 func TestChildren(t *testing.T) {
+	t.Parallel()
 	cfg := descOf([]byte("{}"))
 	cfg.MediaType = ocispec.MediaTypeImageConfig
 	layer := descOf([]byte("layer"))
@@ -206,6 +211,7 @@ func jsonDesc(d ocispec.Descriptor) string {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestWriteBlobIsAtomic(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	root := t.TempDir()
 	d, err := CreateDir(root)
@@ -243,6 +249,7 @@ func TestWriteBlobIsAtomic(t *testing.T) {
 // Blobs are fsynced in the background; Sync waits for every one of them
 // and reports the first that failed.
 func TestSyncReportsBackgroundFailures(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d, err := CreateDir(t.TempDir())
 	if err != nil {
@@ -284,6 +291,7 @@ func TestSyncReportsBackgroundFailures(t *testing.T) {
 // Close waits for the background fsyncs, so none outlives an export that
 // fails between writing blobs and the Sync before its metadata.
 func TestCloseWaitsForBackgroundSyncs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d, err := CreateDir(t.TempDir())
 	if err != nil {
@@ -321,6 +329,7 @@ func assertNoTempFiles(t *testing.T, root string) {
 }
 
 func TestOpenDirRejectsBadLayoutFile(t *testing.T) {
+	t.Parallel()
 	for name, content := range map[string]string{
 		"missing":       "",
 		"wrong version": `{"imageLayoutVersion":"2.0.0"}`,
@@ -339,6 +348,7 @@ func TestOpenDirRejectsBadLayoutFile(t *testing.T) {
 }
 
 func TestParseIndex(t *testing.T) {
+	t.Parallel()
 	d := digest.FromString("m")
 	good := `{"schemaVersion":2,"manifests":[{"mediaType":"` + ocispec.MediaTypeImageManifest + `","digest":"` + d.String() + `","size":1}]}`
 	if idx, err := ParseIndex(strings.NewReader(good), "index.json"); err != nil || len(idx.Manifests) != 1 {
@@ -370,6 +380,7 @@ func (m memFetcher) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadClose
 }
 
 func TestWalkRejectsAbsurdNesting(t *testing.T) {
+	t.Parallel()
 	store := memFetcher{}
 	cfg := []byte("{}")
 	store[digest.FromBytes(cfg)] = cfg
@@ -395,6 +406,7 @@ func TestWalkRejectsAbsurdNesting(t *testing.T) {
 }
 
 func TestReadManifestRefusesHugeDescriptors(t *testing.T) {
+	t.Parallel()
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("x"), Size: MaxManifestSize + 1}
 	fetched := false
 	_, err := ReadManifest(context.Background(), fetchFunc(func() { fetched = true }), desc)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestSyncBehindKeepsEveryByte(t *testing.T) {
+	t.Parallel()
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestSyncBehindKeepsEveryByte(t *testing.T) {
 }
 
 func TestSyncBehindReportsAFailedFsync(t *testing.T) {
+	t.Parallel()
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)

@@ -91,6 +91,7 @@ func readAll(data []byte) error {
 }
 
 func TestTarReaderAcceptsAValidBundle(t *testing.T) {
+	t.Parallel()
 	entries := bundleEntries(t)
 	if err := readAll(writeEntries(entries)); err != nil {
 		t.Fatal(err)
@@ -107,6 +108,7 @@ func TestTarReaderAcceptsAValidBundle(t *testing.T) {
 }
 
 func TestTarReaderRefusesUnsafeEntries(t *testing.T) {
+	t.Parallel()
 	base := bundleEntries(t)
 	layer := base[len(base)-1].hdr.Name
 	inject := func(e entry) []entry {
@@ -163,6 +165,7 @@ func TestTarReaderRefusesUnsafeEntries(t *testing.T) {
 }
 
 func TestTarReaderDetectsGzipByContent(t *testing.T) {
+	t.Parallel()
 	entries := bundleEntries(t)
 	var buf bytes.Buffer
 	tw := NewTarWriter(&buf, time.Unix(0, 0))
@@ -188,6 +191,7 @@ func TestTarReaderDetectsGzipByContent(t *testing.T) {
 }
 
 func TestTarWriterRefusesWrongBlobs(t *testing.T) {
+	t.Parallel()
 	tw := NewTarWriter(io.Discard, time.Unix(0, 0))
 	data := []byte("blob")
 	desc := ocispec.Descriptor{Digest: digest.FromBytes(data), Size: 4}
@@ -205,6 +209,7 @@ func TestTarWriterRefusesWrongBlobs(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]int64{"4G": 4 << 30, "700M": 700 << 20, "fat32": FAT32MaxFile, "FAT32": FAT32MaxFile, "1024": 1024, "2GiB": 2 << 30, "64k": 64 << 10} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
@@ -252,6 +257,7 @@ func gzipWriter(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }
 // from its place, verified, however its header is laid out; a compressed
 // tarball cannot, and says so.
 func TestTarReaderReopensBlobsOfFilesAndSplitSets(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	entries := bundleEntries(t)
 	var layers []entry

@@ -83,6 +83,7 @@ func topLayer(t *testing.T, set *imagegen.Set) ocispec.Descriptor {
 }
 
 func TestCleanBundle(t *testing.T) {
+	t.Parallel()
 	root, set := writeBundle(t, nil)
 	rep := check(t, root)
 	if !rep.OK() || rep.Blobs != len(set.Digests()) || len(rep.Images) != len(set.Images) {
@@ -91,6 +92,7 @@ func TestCleanBundle(t *testing.T) {
 }
 
 func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
+	t.Parallel()
 	t.Run("missing layer, not omitted", func(t *testing.T) {
 		root, set := writeBundle(t, nil)
 		layer := topLayer(t, set)

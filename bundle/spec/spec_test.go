@@ -10,6 +10,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	d := digest.FromString("x")
 	valid := `{"mediaType":"` + MediaType + `","images":[{"reference":"docker.io/library/a:1","digest":"` + d.String() + `"}],"blobs":[{"digest":"` + d.String() + `","size":1,"included":true,"future":"ignored"}],"newField":1}`
 	if m, err := Parse(strings.NewReader(valid), "ferry.json"); err != nil || len(m.Blobs) != 1 || !m.Blobs[0].Included {
@@ -43,6 +44,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestMarshalIsDeterministic(t *testing.T) {
+	t.Parallel()
 	a, b := digest.FromString("a"), digest.FromString("b")
 	m1 := &Manifest{MediaType: MediaType, Blobs: []Blob{{Digest: b, Repositories: []string{"z", "y"}}, {Digest: a}}}
 	m2 := &Manifest{MediaType: MediaType, Blobs: []Blob{{Digest: a}, {Digest: b, Repositories: []string{"y", "z"}}}}

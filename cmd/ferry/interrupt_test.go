@@ -28,6 +28,16 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary's directory when the tests are done, so no
+// run leaves a ferry-bin-* directory behind.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func ferryBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -49,8 +59,9 @@ func ferryBinary(t *testing.T) string {
 }
 
 // slowSource seeds a registry and puts a proxy in front of it that delays
-// every blob download, calling onBlob with the running count.
-func slowSource(t *testing.T, onBlob func(n int32)) (*imagegen.Set, []string) {
+// every blob download, calling onBlob with the running count and the
+// request first.
+func slowSource(t *testing.T, onBlob func(n int32, r *http.Request)) (*imagegen.Set, []string) {
 	src := regtest.New(t, regtest.Distribution)
 	set, _ := imagegen.Generate(imagegen.Options{Apps: 4, LayerSize: 512 << 10})
 	if err := set.Push(context.Background(), src.Host); err != nil {
@@ -59,7 +70,7 @@ func slowSource(t *testing.T, onBlob func(n int32)) (*imagegen.Set, []string) {
 	var n atomic.Int32
 	proxy := regtest.NewProxy(t, src, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			onBlob(n.Add(1))
+			onBlob(n.Add(1), r)
 			time.Sleep(150 * time.Millisecond)
 		}
 		return false
@@ -116,13 +127,14 @@ func tempFiles(root string) []string {
 }
 
 func TestSignalsStopExportCleanly(t *testing.T) {
+	t.Parallel()
 	bin := ferryBinary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		for _, out := range []string{"dir", "b.tar"} {
 			t.Run(sig.String()+"/"+out, func(t *testing.T) {
 				var proc atomic.Pointer[os.Process]
 				var sent atomic.Bool
-				_, refs := slowSource(t, func(n int32) {
+				_, refs := slowSource(t, func(n int32, _ *http.Request) {
 					if n == 3 && sent.CompareAndSwap(false, true) {
 						proc.Load().Signal(sig)
 					}
@@ -153,18 +165,26 @@ func TestSignalsStopExportCleanly(t *testing.T) {
 }
 
 func TestKilledExportResumes(t *testing.T) {
+	t.Parallel()
 	bin := ferryBinary(t)
 	var proc atomic.Pointer[os.Process]
-	var killing atomic.Bool
+	var killed atomic.Bool
 	var gets atomic.Int32
-	set, refs := slowSource(t, func(n int32) {
+	set, refs := slowSource(t, func(n int32, r *http.Request) {
 		gets.Add(1)
-		if n == 4 && killing.CompareAndSwap(false, true) {
-			go func() { time.Sleep(200 * time.Millisecond); proc.Load().Kill() }()
+		// Two downloads at a time, largest first: the third starts only
+		// when one of the first two is in the bundle. Hold it, kill ferry,
+		// and let it go once ferry's connection is gone.
+		if n >= 3 && !killed.Load() {
+			if n == 3 {
+				proc.Load().Kill()
+			}
+			<-r.Context().Done()
+			killed.Store(true)
 		}
 	})
 	out := filepath.Join(t.TempDir(), "bundle")
-	cmd := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...)
+	cmd := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http", "-j", "2"}, refs...)...)
 	runTracked(cmd, &proc)
 	if cmd.ProcessState.Success() {
 		t.Fatal("the export finished before it could be killed")
@@ -201,6 +221,7 @@ func TestKilledExportResumes(t *testing.T) {
 }
 
 func TestKilledImportResumes(t *testing.T) {
+	t.Parallel()
 	bin := ferryBinary(t)
 	ctx := context.Background()
 	set, out := exportedBundle(t, bin)
@@ -270,6 +291,7 @@ func TestKilledImportResumes(t *testing.T) {
 }
 
 func TestDiskFullDuringExport(t *testing.T) {
+	t.Parallel()
 	bin := ferryBinary(t)
 	ctx := context.Background()
 	src := regtest.New(t, regtest.Distribution)
@@ -314,6 +336,7 @@ func TestDiskFullDuringExport(t *testing.T) {
 }
 
 func TestSignalStopsImportCleanly(t *testing.T) {
+	t.Parallel()
 	bin := ferryBinary(t)
 	ctx := context.Background()
 	set, out := exportedBundle(t, bin)

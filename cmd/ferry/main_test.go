@@ -25,6 +25,7 @@ func ferry(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {
 		name string
@@ -61,6 +62,7 @@ func writeFile(t *testing.T, content string) string {
 }
 
 func TestHelpHasExamples(t *testing.T) {
+	t.Parallel()
 	for _, cmd := range []string{"export", "import", "verify", "inspect"} {
 		code, out, _ := ferry(t, cmd, "--help")
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "ferry "+cmd) {
@@ -70,6 +72,7 @@ func TestHelpHasExamples(t *testing.T) {
 }
 
 func TestExportVerifyImportExitCodes(t *testing.T) {
+	t.Parallel()
 	src := regtest.New(t, regtest.Distribution)
 	dst := regtest.New(t, regtest.Debian)
 	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
@@ -127,6 +130,7 @@ func TestExportVerifyImportExitCodes(t *testing.T) {
 // TestLibraryPackagesStayOffTheCLI guards the thin-CLI rule: no library
 // package imports cobra or the progress bar.
 func TestLibraryPackagesStayOffTheCLI(t *testing.T) {
+	t.Parallel()
 	for _, pkg := range []string{"bundle", "layout", "delta", "verify"} {
 		out, err := exec.Command("go", "list", "-deps", "github.com/ferry-oci/ferry/"+pkg).Output()
 		if err != nil {
@@ -242,6 +246,7 @@ func TestLoginLogoutAndAuthFile(t *testing.T) {
 }
 
 func TestTLSVerifyFlag(t *testing.T) {
+	t.Parallel()
 	src := regtest.NewWith(t, regtest.Distribution, regtest.Options{TLS: true})
 	out := filepath.Join(t.TempDir(), "b")
 	ref := src.Host + "/nothing/here:1"
@@ -302,6 +307,7 @@ func tarOf(t *testing.T, dir string, replace map[string][]byte) string {
 // with the file named once and a ferry.json that does not parse never taken
 // for a plain OCI layout.
 func TestMalformedMetadataExitsThreeInEveryForm(t *testing.T) {
+	t.Parallel()
 	src := regtest.New(t, regtest.Distribution)
 	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
 	if err := set.Push(context.Background(), src.Host); err != nil {

@@ -10,6 +10,7 @@ import (
 
 // The bar counts in the same units as the summary printed after it.
 func TestBarCountsInSummaryUnits(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	p := &barProgress{w: &out}
 	const total = 300 << 20

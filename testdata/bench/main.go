@@ -350,7 +350,7 @@ func measureLimits(ctx context.Context, c config, src *regtest.Server, set *imag
 		for i := 0; i < 4; i++ {
 			f.Write(buf)
 		}
-		syscall.Fdatasync(int(f.Fd()))
+		f.Sync()
 		l.disk = 4 * float64(len(buf)) / 1e6 / time.Since(start).Seconds()
 		f.Close()
 		os.Remove(path)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestCheckRepository(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []string{"mirror/library/alpine", "team-a/app", "a.b_c/x"} {
 		if err := CheckRepository(ok); err != nil {
 			t.Errorf("CheckRepository(%q): %v", ok, err)
@@ -31,6 +32,7 @@ func TestCheckRepository(t *testing.T) {
 // source's missing image, not a missing Harbor project, and an import flag
 // is never suggested on export.
 func TestExplainChoosesHintsBySideStatusAndCode(t *testing.T) {
+	t.Parallel()
 	answer := func(status int, code, msg string) error {
 		return &errcode.ErrorResponse{Method: http.MethodHead, URL: &url.URL{Path: "/v2/project-x/app/manifests/1"}, StatusCode: status, Errors: errcode.Errors{{Code: code, Message: msg}}}
 	}
