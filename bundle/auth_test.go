@@ -23,6 +23,13 @@ import (
 	"github.com/ferry-oci/ferry/testdata/regtest"
 )
 
+// failedOn reports whether err is a registry error of that side (the
+// typed error, not the words "source" or "destination" in its text).
+func failedOn(err error, side registry.Side) bool {
+	var re *registry.Error
+	return errors.As(err, &re) && re.Side == side
+}
+
 // secureRepo is an oras repository for a TLS registry with basic auth,
 // for seeding and checking from the test.
 func secureRepo(t *testing.T, s *regtest.Server, user, pass string) func(string) (*remote.Repository, error) {
@@ -65,7 +72,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	// No credentials: the source refuses, and the error says it was the source.
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	_, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: registry.Options{CAFile: src.CAFile}})
-	if err == nil || !strings.Contains(err.Error(), "source") || !strings.Contains(err.Error(), "--src-creds") {
+	if !failedOn(err, registry.Source) || !strings.Contains(err.Error(), "--src-creds") {
 		t.Fatalf("export without credentials: %v", err)
 	}
 	// Without the CA, TLS fails.
@@ -120,7 +127,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	}
 	// A wrong password fails, and the error never prints it.
 	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/x", Dest: registry.Options{Credentials: robot + ":wrong-pass", CAFile: dst.CAFile}})
-	if err == nil || !strings.Contains(err.Error(), "destination") || !strings.Contains(err.Error(), "--dest-creds") || strings.Contains(err.Error(), "wrong-pass") {
+	if !failedOn(err, registry.Destination) || !strings.Contains(err.Error(), "--dest-creds") || strings.Contains(err.Error(), "wrong-pass") {
 		t.Fatalf("import with a wrong password: %v", err)
 	}
 }
@@ -132,7 +139,7 @@ func TestMutualTLSCertDirAndInsecure(t *testing.T) {
 	dst := regtest.NewWith(t, regtest.Debian, regtest.Options{TLS: true, ClientCerts: true})
 	// The CA alone is not enough: the registry wants a client certificate.
 	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: registry.Options{CAFile: dst.CAFile}})
-	if err == nil || !strings.Contains(err.Error(), "destination") {
+	if !failedOn(err, registry.Destination) {
 		t.Fatalf("import without a client certificate: %v", err)
 	}
 	// A certs.d directory with ca.crt, client.cert and client.key is.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
@@ -262,7 +263,7 @@ func TestImportFailsFastOnPermanentErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("import succeeded through a proxy that refuses every upload")
 	}
-	if !strings.Contains(err.Error(), "413") || !strings.Contains(err.Error(), "body size limit") || !strings.Contains(err.Error(), "destination") {
+	if !strings.Contains(err.Error(), "413") || !strings.Contains(err.Error(), "body size limit") || !failedOn(err, registry.Destination) {
 		t.Errorf("the error does not say what happened and what to do:\n%v", err)
 	}
 	if n := blobPuts.Load(); n != 1 {
@@ -329,7 +330,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 		refs = append(refs, img.Reference(proxy))
 	}
 	_, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: filepath.Join(t.TempDir(), "b"), Source: plain, Jobs: 1})
-	if err == nil || !strings.Contains(err.Error(), "source") || !strings.Contains(err.Error(), layer.String()) || !strings.Contains(err.Error(), "does not have it") {
+	if !failedOn(err, registry.Source) || !strings.Contains(err.Error(), layer.String()) || !strings.Contains(err.Error(), "does not have it") {
 		t.Fatalf("export of a blob the source lost: %v", err)
 	}
 	// Each source repository that uses the blob is asked once; none twice.
@@ -357,7 +358,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 		return false
 	})
 	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxyDst + "/m", Dest: plain, Jobs: 1})
-	if err == nil || !strings.Contains(err.Error(), "destination") || !strings.Contains(err.Error(), "quota exceeded") {
+	if !failedOn(err, registry.Destination) || !strings.Contains(err.Error(), "quota exceeded") {
 		t.Fatalf("import refused with 403: %v", err)
 	}
 	if n := posts.Load(); n != 1 {

@@ -160,11 +160,38 @@ func (r *Report) errWith(more ...Problem) error {
 	if len(all) == 0 {
 		return nil
 	}
-	lines := make([]string, len(all))
-	for i, p := range all {
+	return &Error{Problems: all}
+}
+
+// missingBlob says why a blob a manifest references is not there; it
+// matches layout.ErrBlobNotFound.
+type missingBlob string
+
+func (m missingBlob) Error() string { return string(m) }
+func (m missingBlob) Unwrap() error { return layout.ErrBlobNotFound }
+
+// Error is a bundle's failed verification, with every problem found. It
+// matches ErrBundleInvalid and the sentinel of each problem with errors.Is:
+// errors.Is(err, layout.ErrDigestMismatch) holds after an import stopped on
+// a corrupt blob.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
 		lines[i] = "  - " + p.String()
 	}
-	return fmt.Errorf("%w: %d problem(s):\n%s", ErrBundleInvalid, len(all), strings.Join(lines, "\n"))
+	return fmt.Sprintf("%v: %d problem(s):\n%s", ErrBundleInvalid, len(e.Problems), strings.Join(lines, "\n"))
+}
+
+func (e *Error) Unwrap() []error {
+	out := []error{ErrBundleInvalid}
+	for _, p := range e.Problems {
+		out = append(out, p.Err)
+	}
+	return out
 }
 
 // Fault is the error for blob desc failing verification where someone else
@@ -242,11 +269,11 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			rep.Omitted++
 			rep.OmittedBytes += d.Size
 		default:
-			why := "missing from the bundle, and ferry.json does not list it as omitted"
+			why := missingBlob("missing from the bundle, and ferry.json does not list it as omitted")
 			if rep.Manifest == nil {
 				why = "missing from the bundle"
 			}
-			rep.blobProblem(d.Digest, errors.New(why))
+			rep.blobProblem(d.Digest, why)
 		}
 	}
 	rep.checkManifest(idx)

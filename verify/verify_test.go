@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,9 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 		os.Remove(filepath.Join(root, layout.BlobName(layer.Digest)))
 		rep := check(t, root)
 		wantProblem(t, rep, layer.Digest.Encoded(), "does not list it as omitted", "docker.io/team/app1:v1")
+		if err := rep.Err(); !errors.Is(err, ErrBundleInvalid) || !errors.Is(err, layout.ErrBlobNotFound) {
+			t.Errorf("the report's error %v should match ErrBundleInvalid and layout.ErrBlobNotFound", err)
+		}
 	})
 	t.Run("missing layer, omitted by ferry.json", func(t *testing.T) {
 		var layer ocispec.Descriptor
