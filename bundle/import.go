@@ -9,7 +9,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/registry/harbor"
@@ -348,6 +347,6 @@ func (imp *importer) bundleFault(desc ocispec.Descriptor, err error) error {
 	return imp.report.Fault(desc, err)
 }
 
-func (imp *importer) repo(name string) (*remote.Repository, error) {
+func (imp *importer) repo(name string) (*registry.Repository, error) {
 	return imp.c.Repository(imp.dest.Registry, name)
 }

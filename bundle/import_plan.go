@@ -10,7 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
-	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/layout"
@@ -130,7 +129,7 @@ var ErrMissingAtDestination = errors.New("blobs missing at the destination")
 // from each repository ferry.json says it lives in. A registry that answers
 // a mount with 202 (an upload, not a mount) or an error is treated as "not
 // mounted there", never as a failed import. In a dry run, it only HEADs.
-func (imp *importer) mountOmitted(ctx context.Context, repo *remote.Repository, rb RepoBlob) (bool, error) {
+func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository, rb RepoBlob) (bool, error) {
 	for _, from := range imp.mountSources(rb) {
 		if imp.opts.DryRun {
 			src, err := imp.repo(from)

@@ -59,6 +59,10 @@ var (
 	ErrInvalidReference = errors.New("invalid reference")
 )
 
+// Repository is one registry repository, as oras-go serves it: blobs,
+// manifests, tags, mounts.
+type Repository = remote.Repository
+
 // Client builds oras-go repositories for one side (source or destination)
 // that share one HTTP client, one credential source and one token cache.
 type Client struct {

@@ -127,6 +127,23 @@ func TestExportVerifyImportExitCodes(t *testing.T) {
 	}
 }
 
+// TestOnlyBundleRegistryTalksToRegistries guards DESIGN.md's package
+// table: registry I/O goes through bundle/registry, the one product
+// package that imports oras-go's registry/remote.
+func TestOnlyBundleRegistryTalksToRegistries(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/ferry-oci/ferry/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		if pkg != "github.com/ferry-oci/ferry/bundle/registry" && strings.Contains(" "+imports+" ", " oras.land/oras-go/v2/registry/remote ") {
+			t.Errorf("%s imports oras-go's registry/remote; go through bundle/registry", pkg)
+		}
+	}
+}
+
 // TestLibraryPackagesStayOffTheCLI guards the thin-CLI rule: no library
 // package imports cobra or the progress bar.
 func TestLibraryPackagesStayOffTheCLI(t *testing.T) {
