@@ -12,6 +12,16 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # count has no deadline to race. About 15 s in all.
 FUZZTIME ?= 20000x
 
+# Real clients the tests check ferry's work with, pinned, built once per
+# machine with go install into a cache outside the clone (cosign takes a few
+# minutes to build), and named by version so a new pin builds anew.
+TOOLS          ?= $(HOME)/.cache/ferry-tools
+COSIGN_VERSION := v2.6.5
+COSIGN         := $(TOOLS)/cosign-$(COSIGN_VERSION)/cosign
+ORAS_TOOL      := $(TOOLS)/oras-v1.3.6/oras
+export FERRY_COSIGN := $(COSIGN)
+export FERRY_ORAS   := $(ORAS_TOOL)
+
 # Peers for the benchmark, pinned, installed with go install into a cache.
 BENCH_BIN      := $(CURDIR)/.cache/bench/bin
 CRANE_VERSION  := v0.22.1
@@ -19,7 +29,7 @@ REGCTL_VERSION := v0.11.7
 ORAS_VERSION   := v1.3.6
 BENCH_FLAGS    ?=
 
-.PHONY: all build demo test unit lint deps fuzz bench bench-deps registry-tool clean
+.PHONY: all build demo test unit lint deps fuzz bench bench-deps registry-tool test-tools clean
 
 all: build
 
@@ -37,7 +47,7 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry skopeo >/dev/null; \
 	fi
 
-demo: deps build registry-tool
+demo: deps build registry-tool test-tools
 	$(GO) run ./testdata/demo -ferry $(BIN)
 
 lint:
@@ -52,10 +62,21 @@ registry-tool:
 	@echo "registry: building the pinned CNCF distribution v3 (a few minutes the first time, then cached)"
 	@$(GO) -C testdata/tools tool -n registry >/dev/null
 
+# cosign and oras, which the tests check signatures and referrers with.
+test-tools: $(COSIGN) $(ORAS_TOOL)
+
+$(COSIGN):
+	@echo "test tools: building cosign $(COSIGN_VERSION) (several minutes the first time on a machine, then cached in $(TOOLS))"
+	@GOBIN=$(dir $@) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
+
+$(ORAS_TOOL):
+	@echo "test tools: building oras v1.3.6 (cached in $(TOOLS))"
+	@GOBIN=$(dir $@) $(GO) install oras.land/oras/cmd/oras@v1.3.6
+
 # The whole suite with the race detector, then a short run of every fuzz
 # target. Tests that share nothing run in parallel: most of their time is
 # spent waiting on registries, so 4 at a time on 2 cores.
-test: deps lint registry-tool
+test: deps lint registry-tool test-tools
 	$(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 

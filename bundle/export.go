@@ -56,6 +56,9 @@ type ExportOptions struct {
 	// destination already holds; every non-manifest blob they list is
 	// omitted. Empty means a full bundle.
 	Baselines []string
+	// NoReferrers leaves out the signatures, attestations, SBOMs and other
+	// artifacts that refer to the images. False carries them all.
+	NoReferrers bool
 	// DryRun stops after planning: nothing is written.
 	DryRun bool
 	// Now stamps ferry.json; nil means time.Now.
@@ -100,17 +103,25 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	jobs := layout.JobsOrDefault(opts.Jobs)
 
 	// 1. resolve, 2. plan
+	prog := progressOrNone(opts.Progress)
 	plan, graph, err := planExport(ctx, c, refs, jobs)
 	if err != nil {
 		return nil, err
 	}
+	if !opts.NoReferrers {
+		if plan.Referrers, err = discoverReferrers(ctx, c, graph, plan.Images, jobs, prog.Logf); err != nil {
+			return nil, err
+		}
+		plan.dropKnownReferrers(base)
+	}
+	plan.Blobs = collectBlobs(plan.Images, plan.Referrers)
 	if len(opts.Baselines) > 0 {
 		plan.subtract(base)
 	}
 	res := &ExportResult{Plan: plan, Summary: plan.summary()}
 	if !opts.DryRun {
 		// 3. transfer, 4. commit
-		e := &exporter{c: c, graph: graph, plan: plan, jobs: jobs, prog: progressOrNone(opts.Progress), sum: &res.Summary}
+		e := &exporter{c: c, graph: graph, plan: plan, jobs: jobs, prog: prog, sum: &res.Summary}
 		if err := e.write(ctx, opts); err != nil {
 			return nil, err
 		}
@@ -222,7 +233,7 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 		return nil, nil, err
 	}
 	sort.SliceStable(images, func(i, j int) bool { return images[i].Source.String() < images[j].Source.String() })
-	return &Plan{Images: images, Blobs: collectBlobs(images)}, graph, nil
+	return &Plan{Images: images}, graph, nil
 }
 
 // toDir writes the bundle as a directory: blobs in parallel (3), then

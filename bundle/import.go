@@ -60,6 +60,9 @@ type ImportOptions struct {
 // ImportResult is what Import planned and did.
 type ImportResult struct {
 	Targets []Target
+	// Referrers are the signatures, attestations, SBOMs and other
+	// artifacts the bundle carries, and where they go.
+	Referrers []TargetReferrer
 	// Push lists the blobs (not manifests) the destination lacked, per
 	// repository; Present, those it had; Mounted, those a delta omits that
 	// were mounted (in a dry run: found mountable) from another repository.
@@ -136,11 +139,9 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		return nil, err
 	}
 	if !opts.DryRun {
-		// 4. commit: manifests children first, then tags.
-		if err := imp.pushManifests(ctx, plan.repos, &res.Summary); err != nil {
-			return nil, err
-		}
-		if err := imp.pushTags(ctx, res.Tags, &res.Summary); err != nil {
+		// 4. commit: manifests children first, referrers, then tags; then
+		// check that every referrer can be found.
+		if err := imp.commit(ctx, plan, res); err != nil {
 			return nil, err
 		}
 	}
@@ -178,6 +179,7 @@ func (imp *importer) resolve(ctx context.Context, b layout.Bundle) ([]Target, er
 	if err != nil {
 		return nil, err
 	}
+	imp.referrers = mapReferrers(imp.report, imp.dest, targets)
 	if imp.opts.Harbor || imp.opts.CreateProjects {
 		for _, t := range targets {
 			if err := harbor.CheckRepository(t.Dest.Repository); err != nil {
@@ -195,6 +197,10 @@ type importPlan struct {
 	repos     []repoGraph
 	missing   []RepoBlob
 	presentIn map[digest.Digest]string
+	// referrers are the bundle's; referrersThere, the keys of those the
+	// destination lists already.
+	referrers      []TargetReferrer
+	referrersThere map[string]bool
 }
 
 // plan creates the Harbor projects asked for, then asks the destination
@@ -214,11 +220,39 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 	if res.Tags, err = imp.planTags(ctx, targets, imp.opts.NoOverwrite); err != nil {
 		return nil, err
 	}
-	p := &importPlan{repos: groupByRepository(targets)}
+	p := &importPlan{repos: groupByRepository(targets, imp.referrers), referrers: imp.referrers}
 	if err := imp.missingBlobs(ctx, p, targets, res); err != nil {
 		return nil, err
 	}
+	if p.referrersThere, err = imp.discoverable(ctx, p.referrers); err != nil {
+		return nil, err
+	}
+	for i, r := range p.referrers {
+		if p.referrersThere[r.key()] {
+			p.referrers[i].Present = true
+			res.Summary.ReferrersPresent++
+		}
+	}
+	res.Referrers = p.referrers
 	return p, nil
+}
+
+// commit pushes the manifests the destination lacks, children first; the
+// referrers, then cosign's tags; the user's tags last, so that no tag
+// appears before its image's signatures; and checks that every referrer
+// the bundle carries can be found there.
+func (imp *importer) commit(ctx context.Context, p *importPlan, res *ImportResult) error {
+	sum := &res.Summary
+	if err := imp.pushManifests(ctx, p.repos, referrerRoots(p.referrers), sum); err != nil {
+		return err
+	}
+	if err := imp.pushReferrers(ctx, p, sum); err != nil {
+		return err
+	}
+	if err := imp.pushTags(ctx, res.Tags, sum); err != nil {
+		return err
+	}
+	return imp.checkReferrers(ctx, p.referrers)
 }
 
 // transfer moves the blobs the destination lacks. Every blob is verified
@@ -256,6 +290,9 @@ func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error
 func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 	var out []Target
 	for _, img := range rep.Images {
+		if img.Subject != "" {
+			continue // a referrer: it goes where its subject goes (mapReferrers)
+		}
 		t := Target{Source: img.Name, Root: img.Root, Graph: img.Graph}
 		switch {
 		case strings.Contains(img.Name, "/"):
@@ -297,7 +334,9 @@ type repoGraph struct {
 	descs []ocispec.Descriptor
 }
 
-func groupByRepository(targets []Target) []repoGraph {
+// groupByRepository lists what each destination repository receives: its
+// images' graphs, then its referrers' graphs, each descriptor once.
+func groupByRepository(targets []Target, referrers []TargetReferrer) []repoGraph {
 	index := map[string]int{}
 	var out []repoGraph
 	seen := map[string]map[digest.Digest]bool{}
@@ -313,6 +352,18 @@ func groupByRepository(targets []Target) []repoGraph {
 		for _, d := range t.Graph {
 			if !seen[name][d.Digest] {
 				seen[name][d.Digest] = true
+				out[i].descs = append(out[i].descs, d)
+			}
+		}
+	}
+	for _, r := range referrers {
+		i, ok := index[r.Dest.Repository]
+		if !ok {
+			continue // its subject's image is not in this bundle: nothing to refer to
+		}
+		for _, d := range r.Graph {
+			if !seen[r.Dest.Repository][d.Digest] {
+				seen[r.Dest.Repository][d.Digest] = true
 				out[i].descs = append(out[i].descs, d)
 			}
 		}
@@ -335,9 +386,11 @@ type importer struct {
 	// report is the bundle's verification; it is not changed after
 	// resolve.
 	report *verify.Report
-	dest   Destination
-	jobs   int
-	prog   Progress
+	// referrers are the bundle's, mapped to their destinations.
+	referrers []TargetReferrer
+	dest      Destination
+	jobs      int
+	prog      Progress
 }
 
 // bundleFault records that a blob of the bundle failed verification while

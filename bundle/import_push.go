@@ -193,7 +193,7 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 
 // pushManifests pushes, per repository, every manifest and index the
 // destination lacks, children before parents. Repositories go in parallel.
-func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *ImportSummary) error {
+func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, skip map[string]bool, sum *ImportSummary) error {
 	var mu sync.Mutex
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
@@ -204,7 +204,7 @@ func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, sum *
 				return err
 			}
 			for _, d := range r.descs {
-				if !layout.IsManifest(d.MediaType) {
+				if !layout.IsManifest(d.MediaType) || skip[r.name+"@"+d.Digest.String()] {
 					continue
 				}
 				ok, err := repo.Manifests().Exists(ectx, d)

@@ -21,6 +21,9 @@ import (
 // moves.
 type Plan struct {
 	Images []PlannedImage
+	// Referrers are the signatures, attestations, SBOMs and other artifacts
+	// that refer to the images' manifests, or to each other.
+	Referrers []PlannedReferrer
 	// Blobs lists every distinct blob of every image (manifests included),
 	// sorted by digest.
 	Blobs []PlannedBlob
@@ -63,9 +66,42 @@ func (p *Plan) IncludedBytes() (n int64, count int) {
 	return n, count
 }
 
+// ReferrersOf lists the referrers of img's manifests, and what refers to
+// those, as ferry.json records them.
+func (p *Plan) ReferrersOf(img PlannedImage) []spec.Referrer {
+	var all []spec.Referrer
+	for _, r := range p.Referrers {
+		if r.Source.Name() == img.Source.Name() {
+			all = append(all, r.record())
+		}
+	}
+	return referrersOf(img.Graph, all)
+}
+
+// referrersOf picks, from all, the referrers of the manifests of graph and,
+// level by level, what refers to them.
+func referrersOf(graph []ocispec.Descriptor, all []spec.Referrer) []spec.Referrer {
+	subjects := map[digest.Digest]bool{}
+	for _, d := range graph {
+		subjects[d.Digest] = true
+	}
+	var out []spec.Referrer
+	taken := map[digest.Digest]bool{}
+	for added := true; added; {
+		added = false
+		for _, r := range all {
+			if subjects[r.Subject] && !taken[r.Descriptor.Digest] {
+				taken[r.Descriptor.Digest], subjects[r.Descriptor.Digest], added = true, true, true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
 // summary counts what the plan holds, before anything moves.
 func (p *Plan) summary() ExportSummary {
-	s := ExportSummary{Images: len(p.Images), Blobs: len(p.Blobs)}
+	s := ExportSummary{Images: len(p.Images), Referrers: len(p.Referrers), Blobs: len(p.Blobs)}
 	for _, b := range p.Blobs {
 		s.Bytes += b.Desc.Size
 		if !b.Included {
@@ -82,28 +118,37 @@ func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest 
 	for _, img := range p.Images {
 		m.Images = append(m.Images, spec.Image{Reference: img.Source.String(), Digest: img.Root.Digest, MediaType: img.Root.MediaType})
 	}
+	for _, r := range p.Referrers {
+		m.Referrers = append(m.Referrers, r.record())
+	}
 	for _, b := range p.Blobs {
 		m.Blobs = append(m.Blobs, spec.Blob{Digest: b.Desc.Digest, Size: b.Desc.Size, MediaType: b.Desc.MediaType, Repositories: b.Repositories, Included: b.Included})
 	}
 	return m
 }
 
-// collectBlobs merges the graphs of the images into one blob list, each
-// digest once, with every source repository that uses it.
-func collectBlobs(images []PlannedImage) []PlannedBlob {
+// collectBlobs merges the graphs of the images and referrers into one blob
+// list, each digest once, with every source repository that uses it.
+func collectBlobs(images []PlannedImage, referrers []PlannedReferrer) []PlannedBlob {
 	byDigest := map[digest.Digest]*PlannedBlob{}
 	repos := map[digest.Digest]map[string]bool{}
-	for _, img := range images {
-		for _, d := range img.Graph {
+	add := func(src Reference, graph []ocispec.Descriptor) {
+		for _, d := range graph {
 			if _, ok := byDigest[d.Digest]; !ok {
 				byDigest[d.Digest] = &PlannedBlob{Desc: d, Included: true}
 				repos[d.Digest] = map[string]bool{}
 			}
-			if !repos[d.Digest][img.Source.Repository] {
-				repos[d.Digest][img.Source.Repository] = true
-				byDigest[d.Digest].sources = append(byDigest[d.Digest].sources, Reference{Registry: img.Source.Registry, Repository: img.Source.Repository})
+			if !repos[d.Digest][src.Repository] {
+				repos[d.Digest][src.Repository] = true
+				byDigest[d.Digest].sources = append(byDigest[d.Digest].sources, Reference{Registry: src.Registry, Repository: src.Repository})
 			}
 		}
+	}
+	for _, img := range images {
+		add(img.Source, img.Graph)
+	}
+	for _, r := range referrers {
+		add(r.Source, r.Graph)
 	}
 	out := make([]PlannedBlob, 0, len(byDigest))
 	for d, b := range byDigest {
@@ -154,12 +199,26 @@ func (p *Plan) index() *ocispec.Index {
 		}
 		idx.Manifests = append(idx.Manifests, d)
 	}
+	for _, r := range p.Referrers {
+		d := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size, ArtifactType: r.Desc.ArtifactType,
+			Annotations: map[string]string{layout.AnnotationReferrerSubject: r.Subject.String()}}
+		idx.Manifests = append(idx.Manifests, d)
+	}
 	return idx
+}
+
+// dropKnownReferrers leaves out every referrer the baseline says the
+// destination holds already. A new signature on an old image still
+// travels, and so does a new referrer of a known one: its subject is there.
+func (p *Plan) dropKnownReferrers(base *delta.Baseline) {
+	p.Referrers = slices.DeleteFunc(p.Referrers, func(r PlannedReferrer) bool {
+		return base.HasReferrer(r.Source.Repository, r.Desc.Digest)
+	})
 }
 
 // subtract omits every config and layer the baseline says the destination
 // holds, adding the repositories where it lives there. Manifests and indexes
-// always travel: they are small and import needs them.
+// of images always travel: they are small and import needs them.
 func (p *Plan) subtract(base *delta.Baseline) {
 	for i := range p.Blobs {
 		b := &p.Blobs[i]

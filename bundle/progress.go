@@ -60,6 +60,9 @@ func (c countingReader) Read(b []byte) (int, error) {
 // whatever the number of images that share them.
 type ExportSummary struct {
 	Images int
+	// Referrers counts the signatures, attestations, SBOMs and other
+	// artifacts that travel with the images.
+	Referrers int
 	// Blobs is the number of distinct blobs (manifests included) in the
 	// plan; Bytes, the size of all of them.
 	Blobs int
@@ -90,6 +93,9 @@ type ImportSummary struct {
 	SkippedBytes int64
 	// Mounted counts blobs mounted from another repository at the destination.
 	Mounted int
+	// ReferrersPushed counts the referrers pushed; ReferrersPresent, those
+	// the destination listed already.
+	ReferrersPushed, ReferrersPresent int
 	// TagsMoved lists destination tags that pointed elsewhere and were moved;
 	// TagsSet, tags that were created; TagsUnchanged, tags already right.
 	TagsMoved     []string

@@ -17,6 +17,8 @@ type Baseline struct {
 	// Files are the digests of the files merged, sorted.
 	Files []digest.Digest
 	blobs map[digest.Digest]*entry
+	// referrers holds repository + "@" + digest of every referrer listed.
+	referrers map[string]bool
 }
 
 type entry struct {
@@ -26,7 +28,7 @@ type entry struct {
 
 // New returns an empty baseline.
 func New() *Baseline {
-	return &Baseline{blobs: map[digest.Digest]*entry{}}
+	return &Baseline{blobs: map[digest.Digest]*entry{}, referrers: map[string]bool{}}
 }
 
 // Load reads and merges baseline files. Each must be a ferry.json or an
@@ -50,8 +52,11 @@ func Load(paths ...string) (*Baseline, error) {
 	return b, nil
 }
 
-// Add merges the blobs of m.
+// Add merges the blobs and referrers of m.
 func (b *Baseline) Add(m *spec.Manifest) {
+	for _, r := range m.Referrers {
+		b.referrers[r.Repository+"@"+r.Descriptor.Digest.String()] = true
+	}
 	for _, blob := range m.Blobs {
 		e, ok := b.blobs[blob.Digest]
 		if !ok {
@@ -78,6 +83,12 @@ func (b *Baseline) Has(d digest.Digest, size int64) ([]string, bool) {
 	}
 	sort.Strings(repos)
 	return repos, true
+}
+
+// HasReferrer reports whether the destination holds referrer d in the
+// source-path repository repo.
+func (b *Baseline) HasReferrer(repo string, d digest.Digest) bool {
+	return b.referrers[repo+"@"+d.String()]
 }
 
 // Len is the number of distinct blobs listed.

@@ -111,11 +111,14 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// Image is one image of the bundle and its graph.
+// Image is one entry of index.json, an image or a referrer, and its graph.
 type Image struct {
 	// Name is the reference from index.json (ref.name), or the digest when
-	// it has none.
+	// it has none; for a referrer, "referrer <digest>".
 	Name string
+	// Subject is, for a referrer, the digest of the manifest it refers to
+	// (index.json's io.ferry.referrer.subject); empty for an image.
+	Subject digest.Digest
 	Root ocispec.Descriptor
 	// Graph lists every descriptor reachable from Root, children first.
 	Graph []ocispec.Descriptor
@@ -287,6 +290,10 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 	rep.descs = map[digest.Digest]ocispec.Descriptor{}
 	for _, root := range idx.Manifests {
 		img := Image{Name: refName(root), Root: root}
+		if s := root.Annotations[layout.AnnotationReferrerSubject]; s != "" {
+			img.Subject = digest.Digest(s)
+			img.Name = "referrer " + root.Digest.String()
+		}
 		graph, err := rep.Graph.Walk(ctx, f, root)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -370,8 +377,21 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 		return
 	}
 	inIndex := map[string]digest.Digest{}
+	referrers := map[digest.Digest]bool{}
 	for _, d := range idx.Manifests {
+		if s := d.Annotations[layout.AnnotationReferrerSubject]; s != "" {
+			referrers[d.Digest] = true
+			if !m.IsReferrer(d.Digest) {
+				rep.add(Problem{Digest: d.Digest, File: layout.FileIndex, Err: errors.New("index.json lists this referrer but ferry.json does not")})
+			}
+			continue
+		}
 		inIndex[refName(d)] = d.Digest
+	}
+	for _, r := range m.Referrers {
+		if !referrers[r.Descriptor.Digest] {
+			rep.add(Problem{Digest: r.Descriptor.Digest, File: layout.FileBundle, Err: fmt.Errorf("ferry.json lists this referrer (of %s) but index.json does not", r.Subject)})
+		}
 	}
 	listed := map[string]bool{}
 	for _, img := range m.Images {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"oras.land/oras-go/v2/registry"
@@ -72,6 +73,11 @@ type Client struct {
 	// requests that carry their own credentials (Harbor's API).
 	base  *http.Client
 	plain bool
+	// repos holds one Repository per host/path: oras-go keeps a
+	// repository's referrers capability and serialises its referrers-index
+	// updates per instance, so every push to one repository must go through
+	// the same one.
+	repos sync.Map
 }
 
 // New builds the client of one side. hosts are the registries it will talk
@@ -128,17 +134,27 @@ func (c *Client) Credential(ctx context.Context, host string) (auth.Credential, 
 // APIs beside the registry's (Harbor's) that take credentials per request.
 func (c *Client) HTTP() *http.Client { return c.base }
 
-// Repository returns the oras-go repository registryHost/repo.
+// Repository returns the oras-go repository registryHost/repo, the same
+// instance for the same name. A referrer pushed to a registry without the
+// referrers API is added to the subject's referrers index (merged with
+// what is there, never replacing it), and the old index is never deleted
+// (SkipReferrersGC): ferry removes nothing at a destination.
 func (c *Client) Repository(registryHost, repo string) (*remote.Repository, error) {
+	key := registryHost + "/" + repo
+	if r, ok := c.repos.Load(key); ok {
+		return r.(*remote.Repository), nil
+	}
 	r := &remote.Repository{
-		Client:    uploadTracker{c.auth},
-		Reference: registry.Reference{Registry: registryHost, Repository: repo},
-		PlainHTTP: c.plain,
+		Client:          uploadTracker{c.auth},
+		Reference:       registry.Reference{Registry: registryHost, Repository: repo},
+		PlainHTTP:       c.plain,
+		SkipReferrersGC: true,
 	}
 	if err := r.Reference.ValidateRepository(); err != nil {
 		return nil, fmt.Errorf("%w: %s/%s: %v", ErrInvalidReference, registryHost, repo, err)
 	}
-	return r, nil
+	got, _ := c.repos.LoadOrStore(key, r)
+	return got.(*remote.Repository), nil
 }
 
 // Registry returns an oras-go registry client for host, for listing

@@ -54,6 +54,7 @@ const (
 	OpPushManifest Op = "pushing manifest"
 	OpTag          Op = "tagging"
 	OpList         Op = "listing"
+	OpReferrers    Op = "listing the referrers of"
 	OpLogin        Op = "logging in to"
 	OpAPI          Op = "calling the API of"
 )

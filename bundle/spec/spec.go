@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // MediaType is the mediaType of ferry.json, format version 1.
@@ -54,7 +55,11 @@ type Manifest struct {
 	Created   time.Time `json:"created"`
 	Creator   string    `json:"creator"`
 	Images    []Image   `json:"images"`
-	Blobs     []Blob    `json:"blobs"`
+	// Referrers are the signatures, attestations, SBOMs and other
+	// artifacts that refer to the images' manifests (or to each other).
+	// A bundle written before referrers existed has none.
+	Referrers []Referrer `json:"referrers"`
+	Blobs     []Blob     `json:"blobs"`
 	// Baselines holds the digest of each baseline file this bundle was
 	// planned against; empty for a full bundle.
 	Baselines []digest.Digest `json:"baselines"`
@@ -66,6 +71,23 @@ type Image struct {
 	Reference string        `json:"reference"`
 	Digest    digest.Digest `json:"digest"`
 	MediaType string        `json:"mediaType"`
+}
+
+// Referrer is one artifact that refers to a manifest of the bundle: found
+// through the OCI 1.1 referrers API or its tag schema (its manifest has a
+// subject), or through cosign's tag scheme (sha256-<hex>.sig, .att,
+// .sbom; no subject, and Tag says how cosign finds it).
+type Referrer struct {
+	// Repository is the source repository path (no host) of the subject;
+	// the referrer goes wherever its subject goes.
+	Repository string `json:"repository"`
+	// Subject is the digest of the manifest it refers to.
+	Subject digest.Digest `json:"subject"`
+	// Descriptor is the referrer's manifest, with its artifactType and
+	// annotations.
+	Descriptor ocispec.Descriptor `json:"descriptor"`
+	// Tag is cosign's tag for it; empty for an OCI 1.1 referrer.
+	Tag string `json:"tag,omitempty"`
 }
 
 // Blob is one blob of the image graphs: manifests, configs and layers.
@@ -90,6 +112,27 @@ func (m *Manifest) Sort() {
 		sort.Strings(m.Blobs[i].Repositories)
 	}
 	sort.Slice(m.Baselines, func(i, j int) bool { return m.Baselines[i] < m.Baselines[j] })
+	sort.Slice(m.Referrers, func(i, j int) bool {
+		a, b := m.Referrers[i], m.Referrers[j]
+		if a.Repository != b.Repository {
+			return a.Repository < b.Repository
+		}
+		if a.Subject != b.Subject {
+			return a.Subject < b.Subject
+		}
+		return a.Descriptor.Digest < b.Descriptor.Digest
+	})
+}
+
+// IsReferrer reports whether d is the manifest of a referrer the bundle
+// lists.
+func (m *Manifest) IsReferrer(d digest.Digest) bool {
+	for _, r := range m.Referrers {
+		if r.Descriptor.Digest == d {
+			return true
+		}
+	}
+	return false
 }
 
 // Blob returns the entry for d, if the bundle lists it.
@@ -112,6 +155,9 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	}
 	if m.Baselines == nil {
 		m.Baselines = []digest.Digest{}
+	}
+	if m.Referrers == nil {
+		m.Referrers = []Referrer{}
 	}
 	for i := range m.Blobs {
 		if m.Blobs[i].Repositories == nil {
@@ -170,6 +216,27 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 		if err := ValidateDigest(d); err != nil {
 			return nil, fmt.Errorf("%s: %w: baseline: %w", name, ErrInvalid, err)
 		}
+	}
+	type key struct {
+		repo string
+		d    digest.Digest
+	}
+	seenRef := map[key]bool{}
+	for _, r := range m.Referrers {
+		if err := ValidateDigest(r.Subject); err != nil {
+			return nil, fmt.Errorf("%s: %w: referrer subject: %w", name, ErrInvalid, err)
+		}
+		if err := ValidateDigest(r.Descriptor.Digest); err != nil {
+			return nil, fmt.Errorf("%s: %w: referrer: %w", name, ErrInvalid, err)
+		}
+		if r.Descriptor.Size < 0 || r.Repository == "" {
+			return nil, invalid("referrer %s: negative size or no repository", r.Descriptor.Digest)
+		}
+		k := key{r.Repository, r.Descriptor.Digest}
+		if seenRef[k] {
+			return nil, invalid("referrer %s is listed twice for %s", r.Descriptor.Digest, r.Repository)
+		}
+		seenRef[k] = true
 	}
 	m.Sort()
 	return &m, nil

@@ -26,7 +26,11 @@ in a single pass straight from the registries (nothing staged on disk).
 sha256sums file; cat NAME.tar.0* > NAME.tar gives back the whole tarball.
 
 Every reference is resolved; every platform of a multi-arch image, every
-config and layer is written once, verified as it streams in. Layers are copied
+config and layer is written once, verified as it streams in. What refers to
+the images travels with them: cosign signatures, attestations and SBOMs
+(its sha256-<hex>.sig/.att/.sbom tags), OCI 1.1 referrers (the referrers
+API, or its sha256-<hex> index where a registry has no API) such as notation
+signatures, and what refers to those; --no-referrers leaves them out. Layers are copied
 as they are, never decompressed or recompressed, so digests and signatures
 arrive unchanged. Re-running an interrupted export into the same directory
 re-uses (after verifying) the blobs already there. index.json and ferry.json
@@ -75,6 +79,7 @@ are written last: a bundle is complete when they are there.`,
 	cmd.Flags().StringVar(&splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
+	cmd.Flags().BoolVar(&opts.NoReferrers, "no-referrers", false, "leave out the signatures, attestations, SBOMs and other artifacts that refer to the images")
 	registryFlags(cmd, "src", &opts.Source)
 	return cmd
 }
@@ -98,6 +103,9 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 		fmt.Fprintf(g.out, "plan (dry run, nothing written):\n")
 		for _, img := range res.Plan.Images {
 			fmt.Fprintf(g.out, "  image %s  %s\n", img.Source, img.Root.Digest)
+			for _, r := range res.Plan.ReferrersOf(img) {
+				fmt.Fprintf(g.out, "    %-20s %s  (refers to %s)\n", bundle.Kind(r), r.Descriptor.Digest, r.Subject)
+			}
 		}
 		for _, b := range res.Plan.Blobs {
 			what := "carry"
@@ -111,6 +119,7 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 		return
 	}
 	fmt.Fprintf(g.out, "exported %d image(s) to %s\n", s.Images, opts.Output)
+	fmt.Fprintf(g.out, "  referrers: %d (signatures, attestations, SBOMs, other artifacts)\n", s.Referrers)
 	fmt.Fprintf(g.out, "  blobs:     %d (%s)\n", s.Blobs, bundle.HumanBytes(s.Bytes))
 	fmt.Fprintf(g.out, "  fetched:   %d (%s)\n", s.Transferred, bundle.HumanBytes(s.TransferredBytes))
 	fmt.Fprintf(g.out, "  reused:    %d (%s) already in the bundle\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))

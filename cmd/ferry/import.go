@@ -80,6 +80,13 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		for _, t := range res.Targets {
 			fmt.Fprintf(g.out, "  image %s → %s\n", t.Source, t.Dest)
 		}
+		for _, r := range res.Referrers {
+			what := "push"
+			if r.Present {
+				what = "there already"
+			}
+			fmt.Fprintf(g.out, "  %-20s %s of %s → %s: %s\n", r.Kind(), r.Desc.Digest, r.Image, r.Dest.Name(), what)
+		}
 		for _, a := range res.Tags {
 			switch a.Current {
 			case "":
@@ -113,6 +120,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 	if s.Mounted > 0 {
 		fmt.Fprintf(g.out, "  mounted:   %d from other repositories\n", s.Mounted)
 	}
+	fmt.Fprintf(g.out, "  referrers: %d pushed, %d already there, every one found there after the import\n", s.ReferrersPushed, s.ReferrersPresent)
 	fmt.Fprintf(g.out, "  tags:      %d set, %d moved, %d unchanged\n", len(s.TagsSet), len(s.TagsMoved), s.TagsUnchanged)
 	for _, t := range s.TagsMoved {
 		fmt.Fprintf(g.out, "    moved %s\n", t)

@@ -1,0 +1,243 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/errdef"
+
+	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/spec"
+	"github.com/ferry-oci/ferry/verify"
+)
+
+// TargetReferrer is one referrer of the bundle and where it goes: into the
+// repository its subject goes to.
+type TargetReferrer struct {
+	// Dest is the destination registry and repository (no tag).
+	Dest    Reference
+	Subject digest.Digest
+	Desc    ocispec.Descriptor
+	// Tag is cosign's tag for it, set at the destination too; empty for an
+	// OCI 1.1 referrer.
+	Tag string
+	// Graph lists every descriptor reachable from Desc, children first.
+	Graph []ocispec.Descriptor
+	// Image names an image of the bundle it belongs to, for messages.
+	Image string
+	// Present says the destination listed it already, before the import.
+	Present bool
+}
+
+// Kind says what the referrer is (see Kind).
+func (r TargetReferrer) Kind() string { return Kind(r.record()) }
+
+func (r TargetReferrer) key() string { return r.Dest.Repository + "@" + r.Desc.Digest.String() }
+
+func (r TargetReferrer) record() spec.Referrer {
+	return spec.Referrer{Repository: r.Dest.Repository, Subject: r.Subject, Descriptor: r.Desc, Tag: r.Tag}
+}
+
+// ErrReferrersMissing: after an import, a referrer the bundle carries
+// cannot be found at the destination.
+var ErrReferrersMissing = errors.New("referrers missing at the destination")
+
+// mapReferrers decides where each referrer of the bundle goes: the
+// repository of its subject, through --to.
+func mapReferrers(rep *verify.Report, dest Destination, targets []Target) []TargetReferrer {
+	if rep.Manifest == nil || len(rep.Manifest.Referrers) == 0 {
+		return nil
+	}
+	graphs := map[digest.Digest][]ocispec.Descriptor{}
+	for _, img := range rep.Images {
+		if img.Subject != "" {
+			graphs[img.Root.Digest] = img.Graph
+		}
+	}
+	owner := map[digest.Digest]string{} // a manifest's digest → an image it belongs to
+	for _, t := range targets {
+		for _, d := range t.Graph {
+			if _, ok := owner[d.Digest]; !ok {
+				owner[d.Digest] = t.Dest.String()
+			}
+		}
+	}
+	var out []TargetReferrer
+	for _, r := range rep.Manifest.Referrers {
+		t := TargetReferrer{
+			Dest:    Reference{Registry: dest.Registry, Repository: dest.Repository(r.Repository)},
+			Subject: r.Subject, Desc: r.Descriptor, Tag: r.Tag, Graph: graphs[r.Descriptor.Digest],
+		}
+		out = append(out, t)
+	}
+	// A referrer of a referrer belongs to the image of its subject's
+	// subject: resolve level by level (ferry.json lists at most a few deep).
+	for range 8 {
+		for i := range out {
+			if name, ok := owner[out[i].Subject]; ok && out[i].Image == "" {
+				out[i].Image = name
+				owner[out[i].Desc.Digest] = name
+			}
+		}
+	}
+	return out
+}
+
+// referrerRoots is the set of referrer manifests per repository, which
+// pushManifests leaves to pushReferrers.
+func referrerRoots(refs []TargetReferrer) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range refs {
+		out[r.key()] = true
+	}
+	return out
+}
+
+// discoverable asks the destination, the way export found them, which of
+// refs it lists: the referrers of each subject (API or tag schema), and
+// where each cosign tag points. It returns the keys of those it found.
+func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (map[string]bool, error) {
+	type group struct {
+		repo    string
+		subject digest.Digest
+	}
+	groups := map[group][]TargetReferrer{}
+	for _, r := range refs {
+		g := group{r.Dest.Repository, r.Subject}
+		groups[g] = append(groups[g], r)
+	}
+	var mu sync.Mutex
+	found := map[string]bool{}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for g, rs := range groups {
+		eg.Go(func() error {
+			repo, err := imp.repo(g.repo)
+			if err != nil {
+				return err
+			}
+			listed, err := imp.c.Referrers(ectx, repo, ocispec.Descriptor{Digest: g.subject})
+			if err != nil && registry.Status(err) != http.StatusPreconditionFailed {
+				return err
+			}
+			here := map[digest.Digest]bool{}
+			for _, d := range listed {
+				here[d.Digest] = true
+			}
+			for _, r := range rs {
+				ok := here[r.Desc.Digest]
+				if r.Tag != "" { // cosign finds it by its tag, and only so
+					d, err := repo.Resolve(ectx, r.Tag)
+					switch {
+					case err == nil:
+						ok = d.Digest == r.Desc.Digest
+					case errors.Is(err, errdef.ErrNotFound), registry.Status(err) == http.StatusPreconditionFailed:
+						ok = false
+					default:
+						return imp.c.Wrap(registry.OpCheckTag, r.Dest.Name()+":"+r.Tag, err)
+					}
+				}
+				if ok {
+					mu.Lock()
+					found[r.key()] = true
+					mu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	return found, eg.Wait()
+}
+
+// pushReferrers pushes, per repository, every referrer manifest the
+// destination does not list yet (a registry without the referrers API
+// gets the subject's referrers index updated, merged with what is there),
+// then cosign's tags. Repositories go in parallel; within one, subjects
+// come before what refers to them.
+func (imp *importer) pushReferrers(ctx context.Context, p *importPlan, sum *ImportSummary) error {
+	byRepo := map[string][]TargetReferrer{}
+	var names []string
+	for _, r := range p.referrers {
+		if p.referrersThere[r.key()] {
+			continue // counted by plan
+		}
+		if _, ok := byRepo[r.Dest.Repository]; !ok {
+			names = append(names, r.Dest.Repository)
+		}
+		byRepo[r.Dest.Repository] = append(byRepo[r.Dest.Repository], r)
+	}
+	sort.Strings(names)
+	var mu sync.Mutex
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, name := range names {
+		eg.Go(func() error {
+			repo, err := imp.repo(name)
+			if err != nil {
+				return err
+			}
+			rs := byRepo[name]
+			for _, r := range rs {
+				data, _ := imp.graph.Manifest(r.Desc.Digest)
+				desc := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size}
+				if err := repo.Manifests().Push(ectx, desc, bytes.NewReader(data)); err != nil {
+					return imp.c.Wrap(registry.OpPushManifest, "referrer "+r.Desc.Digest.String()+" to "+name, err)
+				}
+			}
+			// cosign finds its signatures by tag: set them once every
+			// referrer manifest is in, before any user tag.
+			for _, r := range rs {
+				if r.Tag == "" {
+					continue
+				}
+				data, _ := imp.graph.Manifest(r.Desc.Digest)
+				desc := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size}
+				if err := repo.Manifests().PushReference(ectx, desc, bytes.NewReader(data), r.Tag); err != nil {
+					return imp.c.Wrap(registry.OpTag, r.Dest.Name()+":"+r.Tag+" (cosign's tag for "+r.Subject.String()+")", err)
+				}
+			}
+			mu.Lock()
+			sum.ReferrersPushed += len(rs)
+			mu.Unlock()
+			return nil
+		})
+	}
+	return eg.Wait()
+}
+
+// checkReferrers is import's last step: every referrer the bundle carries
+// must be discoverable at the destination the way export found it. It
+// names each that is not, with its image.
+func (imp *importer) checkReferrers(ctx context.Context, refs []TargetReferrer) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	found, err := imp.discoverable(ctx, refs)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, r := range refs {
+		if !found[r.key()] {
+			how := "the referrers of " + r.Subject.String()
+			if r.Tag != "" {
+				how = "the tag " + r.Tag
+			}
+			missing = append(missing, fmt.Sprintf("%s %s of %s in %s: not found through %s", r.Kind(), r.Desc.Digest, r.Image, r.Dest.Name(), how))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %d of %d after the import (the images are tagged, but policies that check signatures will refuse them):\n  - %s",
+			ErrReferrersMissing, len(missing), len(refs), strings.Join(missing, "\n  - "))
+	}
+	return nil
+}
