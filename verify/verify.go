@@ -119,7 +119,7 @@ type Image struct {
 	// Subject is, for a referrer, the digest of the manifest it refers to
 	// (index.json's io.ferry.referrer.subject); empty for an image.
 	Subject digest.Digest
-	Root ocispec.Descriptor
+	Root    ocispec.Descriptor
 	// Graph lists every descriptor reachable from Root, children first.
 	Graph []ocispec.Descriptor
 }
