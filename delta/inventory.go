@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	ocireg "oras.land/oras-go/v2/registry"
 
@@ -73,11 +74,15 @@ func Inventory(ctx context.Context, opts InventoryOptions) (*spec.Manifest, erro
 	if err != nil {
 		return nil, err
 	}
-	m, err := inventoryOf(ctx, reg, opts)
+	inv := &inventory{c: c, host: opts.Registry, graph: layout.NewGraph(), blobs: map[digest.Digest]*spec.Blob{}, logf: func(string, ...any) {}}
+	if opts.Progress != nil {
+		inv.logf = opts.Progress.Logf
+	}
+	m, err := inv.run(ctx, reg, opts)
 	return m, c.Wrap(registry.OpList, opts.Registry, err)
 }
 
-func inventoryOf(ctx context.Context, reg ocireg.Registry, opts InventoryOptions) (*spec.Manifest, error) {
+func (inv *inventory) run(ctx context.Context, reg ocireg.Registry, opts InventoryOptions) (*spec.Manifest, error) {
 	prefix := strings.Trim(opts.Prefix, "/")
 	repos := opts.Repositories
 	if len(repos) == 0 {
@@ -86,18 +91,11 @@ func inventoryOf(ctx context.Context, reg ocireg.Registry, opts InventoryOptions
 			return nil, err
 		}
 	}
-	jobs := layout.JobsOrDefault(opts.Jobs)
-	logf := func(string, ...any) {}
-	if opts.Progress != nil {
-		logf = opts.Progress.Logf
-	}
-	inv := &inventory{blobs: map[digest.Digest]*spec.Blob{}}
-	graph := layout.NewGraph()
 	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
+	eg.SetLimit(layout.JobsOrDefault(opts.Jobs))
 	for _, src := range repos {
 		eg.Go(func() error {
-			return inv.repository(ectx, reg, graph, src, destPath(prefix, src), logf)
+			return inv.repository(ectx, src, destPath(prefix, src))
 		})
 	}
 	if err := eg.Wait(); err != nil {
@@ -107,7 +105,7 @@ func inventoryOf(ctx context.Context, reg ocireg.Registry, opts InventoryOptions
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	m := &spec.Manifest{MediaType: spec.MediaType, Created: now().UTC().Truncate(time.Second), Creator: "ferry inventory", Images: inv.images}
+	m := &spec.Manifest{MediaType: spec.MediaType, Created: now().UTC().Truncate(time.Second), Creator: "ferry inventory", Images: inv.images, Referrers: inv.referrers}
 	for _, b := range inv.blobs {
 		m.Blobs = append(m.Blobs, *b)
 	}
@@ -147,55 +145,123 @@ func catalog(ctx context.Context, reg ocireg.Registry, prefix string) ([]string,
 }
 
 type inventory struct {
-	mu     sync.Mutex
-	blobs  map[digest.Digest]*spec.Blob
-	images []spec.Image
+	c     *registry.Client
+	host  string
+	graph *layout.Graph
+	logf  func(string, ...any)
+
+	mu        sync.Mutex
+	blobs     map[digest.Digest]*spec.Blob
+	images    []spec.Image
+	referrers []spec.Referrer
 }
 
-// repository records every tag of one repository and the graphs below them.
-func (inv *inventory) repository(ctx context.Context, reg ocireg.Registry, graph *layout.Graph, src, dest string, logf func(string, ...any)) error {
-	repo, err := reg.Repository(ctx, dest)
+// repository records every tag of one repository, the graphs below them,
+// and what refers to their manifests (cosign's tags, the referrers API or
+// its tag schema), recursively.
+func (inv *inventory) repository(ctx context.Context, src, dest string) error {
+	repo, err := inv.c.Repository(inv.host, dest)
 	if err != nil {
 		return err
 	}
-	var tags []string
-	err = repo.Tags(ctx, "", func(ts []string) error {
-		tags = append(tags, ts...)
-		return nil
-	})
-	if registry.Status(err) == http.StatusNotFound {
-		logf("skipping %s: no such repository", dest)
-		return nil
-	}
+	tags, err := inv.c.Tags(ctx, repo)
 	if err != nil {
-		return fmt.Errorf("listing tags of %s: %w", dest, err)
+		return err
 	}
+	if tags == nil {
+		inv.logf("skipping %s: no such repository, or no tags", dest)
+		return nil
+	}
+	var subjects []ocispec.Descriptor
 	for _, tag := range tags {
+		if isReferrersTag(tag) {
+			continue // an index of referrers: found below, through their subjects
+		}
 		root, err := repo.Resolve(ctx, tag)
 		if err != nil {
-			return fmt.Errorf("resolving %s:%s: %w", dest, tag, err)
+			return inv.c.Wrap(registry.OpResolve, dest+":"+tag, err)
 		}
-		descs, err := graph.Walk(ctx, repo, root)
+		descs, err := inv.graph.Walk(ctx, repo, root)
 		if errors.Is(err, layout.ErrUnsupported) || errors.Is(err, layout.ErrInvalidManifest) {
-			logf("skipping %s:%s: %v", dest, tag, err)
+			inv.logf("skipping %s:%s: %v", dest, tag, err)
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("reading %s:%s: %w", dest, tag, err)
+			return inv.c.Wrap(registry.OpReadGraph, dest+":"+tag, err)
+		}
+		inv.record(src, descs)
+		if subject, ok := registry.CosignSubject(tag); ok {
+			inv.addReferrer(spec.Referrer{Repository: src, Subject: subject, Descriptor: root, Tag: tag})
+			continue
 		}
 		inv.mu.Lock()
 		inv.images = append(inv.images, spec.Image{Reference: src + ":" + tag, Digest: root.Digest, MediaType: root.MediaType})
+		inv.mu.Unlock()
 		for _, d := range descs {
-			b, ok := inv.blobs[d.Digest]
-			if !ok {
-				b = &spec.Blob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
-				inv.blobs[d.Digest] = b
-			}
-			if !slices.Contains(b.Repositories, src) {
-				b.Repositories = append(b.Repositories, src)
+			if layout.IsManifest(d.MediaType) {
+				subjects = append(subjects, d)
 			}
 		}
-		inv.mu.Unlock()
+	}
+	return inv.referrersOf(ctx, repo, src, subjects)
+}
+
+// referrersOf records what refers to subjects in repo, and what refers to
+// those, each once.
+func (inv *inventory) referrersOf(ctx context.Context, repo *registry.Repository, src string, subjects []ocispec.Descriptor) error {
+	seen := map[digest.Digest]bool{}
+	for depth := 0; len(subjects) > 0 && depth <= layout.MaxDepth; depth++ {
+		var next []ocispec.Descriptor
+		for _, s := range subjects {
+			if seen[s.Digest] {
+				continue
+			}
+			seen[s.Digest] = true
+			found, err := inv.c.Referrers(ctx, repo, s)
+			if err != nil {
+				return err
+			}
+			for _, d := range found {
+				descs, err := inv.graph.Walk(ctx, repo, d)
+				if err != nil {
+					inv.logf("skipping referrer %s of %s in %s: %v", d.Digest, s.Digest, repo.Reference.Repository, err)
+					continue
+				}
+				inv.record(src, descs)
+				inv.addReferrer(spec.Referrer{Repository: src, Subject: s.Digest, Descriptor: d})
+				next = append(next, d)
+			}
+		}
+		subjects = next
 	}
 	return nil
+}
+
+func (inv *inventory) addReferrer(r spec.Referrer) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	inv.referrers = append(inv.referrers, r)
+}
+
+// record notes that src holds every blob of descs.
+func (inv *inventory) record(src string, descs []ocispec.Descriptor) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for _, d := range descs {
+		b, ok := inv.blobs[d.Digest]
+		if !ok {
+			b = &spec.Blob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
+			inv.blobs[d.Digest] = b
+		}
+		if !slices.Contains(b.Repositories, src) {
+			b.Repositories = append(b.Repositories, src)
+		}
+	}
+}
+
+// isReferrersTag reports whether tag is the referrers tag schema's:
+// <alg>-<hex>, exactly.
+func isReferrersTag(tag string) bool {
+	alg, hex, ok := strings.Cut(tag, "-")
+	return ok && digest.NewDigestFromEncoded(digest.Algorithm(alg), hex).Validate() == nil
 }

@@ -40,3 +40,17 @@ func Run(t testing.TB, env []string, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// CosignEnv is the environment cosign runs in for tests and the demo: the
+// key pair's password, no prompts, its TUF cache under dir, and every
+// request to a host that is not on loopback sent to a closed port on
+// 127.0.0.1 (cosign looks for Sigstore's public TUF repository even when
+// it verifies with a key and no transparency log; here it fails at once,
+// and nothing leaves the machine, not even a DNS query).
+func CosignEnv(dir string) []string {
+	return []string{
+		"COSIGN_PASSWORD=test-only", "COSIGN_YES=true", "TUF_ROOT=" + filepath.Join(dir, "tuf"),
+		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=",
+		"https_proxy=http://127.0.0.1:9", "http_proxy=http://127.0.0.1:9", "no_proxy=",
+	}
+}
