@@ -48,7 +48,7 @@ deps:
 	fi
 
 demo: deps build registry-tool test-tools
-	$(GO) run ./testdata/demo -ferry $(BIN)
+	$(GO) run ./testdata/demo -ferry $(BIN) -cosign $(COSIGN)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

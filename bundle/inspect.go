@@ -35,6 +35,9 @@ type InspectedImage struct {
 	MediaType string
 	// Platforms lists os/arch[/variant] of every manifest below the root.
 	Platforms []string
+	// Referrers are what refers to the image's manifests (and to those),
+	// as ferry.json lists them.
+	Referrers []spec.Referrer
 	Blobs     int
 	Bytes     int64
 }
@@ -119,6 +122,7 @@ func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifes
 	graph := layout.NewGraph()
 	all := map[digest.Digest]ocispec.Descriptor{}
 	for _, root := range idx.Manifests {
+		referrer := root.Annotations[layout.AnnotationReferrerSubject] != ""
 		img := InspectedImage{Reference: root.Annotations[AnnotationRefName], Digest: root.Digest, MediaType: root.MediaType}
 		if img.Reference == "" {
 			img.Reference = root.Digest.String()
@@ -132,7 +136,13 @@ func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifes
 			img.Bytes += d.Size
 			all[d.Digest] = d
 		}
+		if referrer {
+			continue // listed under the image it refers to
+		}
 		img.Platforms = platforms(ctx, configs, graph, root, descs)
+		if ins.Manifest != nil {
+			img.Referrers = referrersOf(descs, ins.Manifest.Referrers)
+		}
 		ins.Images = append(ins.Images, img)
 	}
 	for _, d := range all {

@@ -123,6 +123,27 @@ func TestOrasReferrersTravel(t *testing.T) {
 		if res.Summary.Referrers != 2 {
 			t.Fatalf("%s: exported %d referrers, want 2", form, res.Summary.Referrers)
 		}
+		// inspect lists them under their image, the signature on the SBOM too.
+		ins, err := bundle.Inspect(context.Background(), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range ins.Images {
+			want := 0
+			if img.Digest == app.Root.Digest {
+				want = 2
+			}
+			if len(img.Referrers) != want {
+				t.Errorf("%s: inspect lists %d referrers for %s, want %d", form, len(img.Referrers), img.Reference, want)
+			}
+		}
+		if len(ins.Images) != len(set.Images) {
+			t.Errorf("%s: inspect lists %d images, want %d (referrers are not images)", form, len(ins.Images), len(set.Images))
+		}
+		dry, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/mirror", Dest: plain, DryRun: true})
+		if err != nil || len(dry.Referrers) != 2 {
+			t.Fatalf("%s: dry run: %v, %d referrers", form, err, len(dry.Referrers))
+		}
 		imp, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/mirror", Dest: plain})
 		if err != nil {
 			t.Fatalf("%s: import: %v", form, err)

@@ -34,6 +34,9 @@ Manifests are read and verified; layers are not hashed (use verify).`,
 			fmt.Fprintf(g.out, "%d image(s):\n", len(ins.Images))
 			for _, img := range ins.Images {
 				fmt.Fprintf(g.out, "  %s\n    %s  %s  %d blobs, %s\n", img.Reference, img.Digest, strings.Join(img.Platforms, ", "), img.Blobs, bundle.HumanBytes(img.Bytes))
+				for _, r := range img.Referrers {
+					fmt.Fprintf(g.out, "    %-20s %s  (refers to %s)\n", bundle.Kind(r), r.Descriptor.Digest, r.Subject)
+				}
 			}
 			fmt.Fprintf(g.out, "blobs: %d distinct, %s; in this bundle: %d, %s", ins.Blobs, bundle.HumanBytes(ins.Bytes), ins.Included, bundle.HumanBytes(ins.IncludedBytes))
 			if ins.Omitted > 0 {

@@ -64,7 +64,7 @@ stripped, so the file can be carried out and used directly:
 			for _, b := range m.Blobs {
 				bytes += b.Size
 			}
-			fmt.Fprintf(g.out, "inventory of %s: %d image tag(s), %d blob(s), %s; written to %s\n", args[0], len(m.Images), len(m.Blobs), bundle.HumanBytes(bytes), output)
+			fmt.Fprintf(g.out, "inventory of %s: %d image tag(s), %d referrer(s), %d blob(s), %s; written to %s\n", args[0], len(m.Images), len(m.Referrers), len(m.Blobs), bundle.HumanBytes(bytes), output)
 			return nil
 		},
 	}

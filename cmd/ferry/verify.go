@@ -57,7 +57,15 @@ cannot be read at all or the destination lacks omitted blobs.`,
 			case rep.Manifest == nil:
 				kind = "ferry bundle whose ferry.json cannot be read"
 			}
-			fmt.Fprintf(g.out, "%s: %s, %d image(s), %d blob(s) verified (%s)", args[0], kind, len(rep.Images), rep.Blobs, bundle.HumanBytes(rep.Bytes))
+			images, referrers := 0, 0
+			for _, img := range rep.Images {
+				if img.Subject != "" {
+					referrers++
+				} else {
+					images++
+				}
+			}
+			fmt.Fprintf(g.out, "%s: %s, %d image(s), %d referrer(s), %d blob(s) verified (%s)", args[0], kind, images, referrers, rep.Blobs, bundle.HumanBytes(rep.Bytes))
 			if rep.Omitted > 0 {
 				fmt.Fprintf(g.out, ", %d omitted (%s)", rep.Omitted, bundle.HumanBytes(rep.OmittedBytes))
 			}
