@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/bundle/registry"
@@ -145,5 +148,66 @@ func TestHarborRules(t *testing.T) {
 		if got, err := repo.Resolve(ctx, img.Tag); err != nil || got.Digest != img.Root.Digest {
 			t.Errorf("locked/%s:%s: %v %v", img.Repository, img.Tag, got.Digest, err)
 		}
+	}
+}
+
+// orasSig pushes, with the real oras CLI, an artifact under cosign's tag
+// for subject (sha256-<hex>.sig), as cosign's tag scheme would, and returns
+// its digest.
+func orasSig(t *testing.T, repo string, subject digest.Digest, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sig.json"), []byte(content), 0o644)
+	tag := subject.Algorithm().String() + "-" + subject.Encoded() + ".sig"
+	out := oras(t, dir, "push", "--artifact-type", "application/vnd.dev.cosign.artifact.sig.v1+json", "--format", "json", repo+":"+tag, "sig.json:application/vnd.dev.cosign.simplesigning.v1+json")
+	var desc struct {
+		Digest string `json:"digest"`
+	}
+	json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &desc)
+	return desc.Digest
+}
+
+// Harbor's answers around referrers: a project whose policy blocks reads
+// (412 to every manifest HEAD and GET) neither stops the import nor makes
+// ferry take the signature for absent and fail; and a .sig tag that an
+// immutable-tag rule keeps from moving is reported, naming the tag, not
+// dropped.
+func TestHarborReferrerRules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{Apps: 1})
+	app := set.Images[1]
+	sig1 := orasSig(t, src.Host+"/"+app.Repository, app.Root.Digest, `{"sig":1}`)
+	export := func() string {
+		out := filepath.Join(t.TempDir(), "b")
+		res, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{app.Reference(src.Host)}, Output: out, Source: plain})
+		if err != nil || len(res.Plan.Referrers) != 1 {
+			t.Fatalf("export: %v, %d referrers", err, len(res.Plan.Referrers))
+		}
+		return out
+	}
+	b1 := export()
+	reg := regtest.New(t, regtest.Distribution)
+	h := newHarborFront(t, reg)
+	admin := registry.Options{PlainHTTP: true, Credentials: harborAdmin + ":" + harborPassword}
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: b1, To: h.host + "/locked", Dest: admin, CreateProjects: true}); err != nil {
+		t.Fatalf("import into a project whose policy blocks reads: %v", err)
+	}
+	sigTag := app.Root.Digest.Algorithm().String() + "-" + app.Root.Digest.Encoded() + ".sig"
+	repo, _ := remote.NewRepository(reg.Host + "/locked/" + app.Repository)
+	repo.PlainHTTP = true
+	if got, err := repo.Resolve(ctx, sigTag); err != nil || got.Digest.String() != sig1 {
+		t.Fatalf("the signature's tag behind the policy: %v %v, want %s", got.Digest, err, sig1)
+	}
+
+	// The same signature again is no move; a new one would move an
+	// immutable .sig tag: refused, and said so.
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: b1, To: h.host + "/mirror", Dest: admin, CreateProjects: true}); err != nil {
+		t.Fatal(err)
+	}
+	orasSig(t, src.Host+"/"+app.Repository, app.Root.Digest, `{"sig":2}`)
+	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: export(), To: h.host + "/mirror", Dest: admin})
+	if err == nil || !strings.Contains(err.Error(), "immutable") || !strings.Contains(err.Error(), sigTag) {
+		t.Fatalf("moving an immutable .sig tag: %v", err)
 	}
 }

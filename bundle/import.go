@@ -224,7 +224,7 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 	if err := imp.missingBlobs(ctx, p, targets, res); err != nil {
 		return nil, err
 	}
-	if p.referrersThere, err = imp.discoverable(ctx, p.referrers); err != nil {
+	if p.referrersThere, _, err = imp.discoverable(ctx, p.referrers); err != nil {
 		return nil, err
 	}
 	for i, r := range p.referrers {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"oras.land/oras-go/v2/errdef"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/registry/harbor"
 	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/verify"
 )
@@ -104,8 +104,10 @@ func referrerRoots(refs []TargetReferrer) map[string]bool {
 
 // discoverable asks the destination, the way export found them, which of
 // refs it lists: the referrers of each subject (API or tag schema), and
-// where each cosign tag points. It returns the keys of those it found.
-func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (map[string]bool, error) {
+// where each cosign tag points. It returns the keys of those it found, and
+// of those it could not tell because a policy blocks the reads (Harbor's
+// 412), which are neither found nor missing.
+func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (found, blocked map[string]bool, err error) {
 	type group struct {
 		repo    string
 		subject digest.Digest
@@ -116,7 +118,7 @@ func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (m
 		groups[g] = append(groups[g], r)
 	}
 	var mu sync.Mutex
-	found := map[string]bool{}
+	found, blocked = map[string]bool{}, map[string]bool{}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for g, rs := range groups {
@@ -126,7 +128,8 @@ func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (m
 				return err
 			}
 			listed, err := imp.c.Referrers(ectx, repo, ocispec.Descriptor{Digest: g.subject})
-			if err != nil && registry.Status(err) != http.StatusPreconditionFailed {
+			listBlocked := harbor.PullBlocked(err)
+			if err != nil && !listBlocked {
 				return err
 			}
 			here := map[digest.Digest]bool{}
@@ -134,28 +137,31 @@ func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (m
 				here[d.Digest] = true
 			}
 			for _, r := range rs {
-				ok := here[r.Desc.Digest]
+				ok, isBlocked := here[r.Desc.Digest], listBlocked
 				if r.Tag != "" { // cosign finds it by its tag, and only so
 					d, err := repo.Resolve(ectx, r.Tag)
+					isBlocked = harbor.PullBlocked(err)
 					switch {
 					case err == nil:
 						ok = d.Digest == r.Desc.Digest
-					case errors.Is(err, errdef.ErrNotFound), registry.Status(err) == http.StatusPreconditionFailed:
+					case errors.Is(err, errdef.ErrNotFound), isBlocked:
 						ok = false
 					default:
 						return imp.c.Wrap(registry.OpCheckTag, r.Dest.Name()+":"+r.Tag, err)
 					}
 				}
+				mu.Lock()
 				if ok {
-					mu.Lock()
 					found[r.key()] = true
-					mu.Unlock()
+				} else if isBlocked {
+					blocked[r.key()] = true
 				}
+				mu.Unlock()
 			}
 			return nil
 		})
 	}
-	return found, eg.Wait()
+	return found, blocked, eg.Wait()
 }
 
 // pushReferrers pushes, per repository, every referrer manifest the
@@ -221,12 +227,16 @@ func (imp *importer) checkReferrers(ctx context.Context, refs []TargetReferrer) 
 	if len(refs) == 0 {
 		return nil
 	}
-	found, err := imp.discoverable(ctx, refs)
+	found, blocked, err := imp.discoverable(ctx, refs)
 	if err != nil {
 		return err
 	}
 	var missing []string
 	for _, r := range refs {
+		if blocked[r.key()] {
+			imp.prog.Logf("%s %s of %s: pushed, but the registry's policy blocks reading it back (HTTP 412), so it was not checked", r.Kind(), r.Desc.Digest, r.Image)
+			continue
+		}
 		if !found[r.key()] {
 			how := "the referrers of " + r.Subject.String()
 			if r.Tag != "" {
