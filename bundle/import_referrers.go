@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -164,58 +163,80 @@ func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (f
 	return found, blocked, eg.Wait()
 }
 
-// pushReferrers pushes, per repository, every referrer manifest the
-// destination does not list yet (a registry without the referrers API
-// gets the subject's referrers index updated, merged with what is there),
-// then cosign's tags. Repositories go in parallel; within one, subjects
-// come before what refers to them.
+// pushReferrers pushes every referrer manifest the destination does not
+// list yet (a registry without the referrers API gets the subject's
+// referrers index updated, merged with what is there; oras-go merges the
+// updates of one subject that run at once into one), at most imp.jobs at
+// once, subjects before what refers to them; then cosign's tags.
 func (imp *importer) pushReferrers(ctx context.Context, p *importPlan, sum *ImportSummary) error {
-	byRepo := map[string][]TargetReferrer{}
-	var names []string
+	var todo []TargetReferrer
+	pending := map[digest.Digest]bool{} // referrers not pushed yet, by digest
 	for _, r := range p.referrers {
-		if p.referrersThere[r.key()] {
-			continue // counted by plan
+		if !p.referrersThere[r.key()] {
+			todo = append(todo, r)
+			pending[r.Desc.Digest] = true
 		}
-		if _, ok := byRepo[r.Dest.Repository]; !ok {
-			names = append(names, r.Dest.Repository)
-		}
-		byRepo[r.Dest.Repository] = append(byRepo[r.Dest.Repository], r)
 	}
-	sort.Strings(names)
-	var mu sync.Mutex
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(imp.jobs)
-	for _, name := range names {
-		eg.Go(func() error {
-			repo, err := imp.repo(name)
+	push := func(r TargetReferrer, tag string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			repo, err := imp.repo(r.Dest.Repository)
 			if err != nil {
 				return err
 			}
-			rs := byRepo[name]
-			for _, r := range rs {
-				data, _ := imp.graph.Manifest(r.Desc.Digest)
-				desc := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size}
-				if err := repo.Manifests().Push(ectx, desc, bytes.NewReader(data)); err != nil {
-					return imp.c.Wrap(registry.OpPushManifest, "referrer "+r.Desc.Digest.String()+" to "+name, err)
-				}
+			data, _ := imp.graph.Manifest(r.Desc.Digest)
+			desc := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size}
+			if tag == "" {
+				err = repo.Manifests().Push(ctx, desc, bytes.NewReader(data))
+				return imp.c.Wrap(registry.OpPushManifest, "referrer "+r.Desc.Digest.String()+" to "+r.Dest.Repository, err)
 			}
-			// cosign finds its signatures by tag: set them once every
-			// referrer manifest is in, before any user tag.
-			for _, r := range rs {
-				if r.Tag == "" {
-					continue
-				}
-				data, _ := imp.graph.Manifest(r.Desc.Digest)
-				desc := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size}
-				if err := repo.Manifests().PushReference(ectx, desc, bytes.NewReader(data), r.Tag); err != nil {
-					return imp.c.Wrap(registry.OpTag, r.Dest.Name()+":"+r.Tag+" (cosign's tag for "+r.Subject.String()+")", err)
-				}
+			err = repo.Manifests().PushReference(ctx, desc, bytes.NewReader(data), tag)
+			return imp.c.Wrap(registry.OpTag, r.Dest.Name()+":"+tag+" (cosign's tag for "+r.Subject.String()+")", err)
+		}
+	}
+	// Level by level: a referrer whose subject is itself waiting goes in a
+	// later level.
+	for len(todo) > 0 {
+		var level, later []TargetReferrer
+		for _, r := range todo {
+			if pending[r.Subject] {
+				later = append(later, r)
+			} else {
+				level = append(level, r)
 			}
-			mu.Lock()
-			sum.ReferrersPushed += len(rs)
-			mu.Unlock()
-			return nil
-		})
+		}
+		if len(level) == 0 { // a loop: no order helps, push them all
+			level, later = later, nil
+		}
+		var fns []func(context.Context) error
+		for _, r := range level {
+			fns = append(fns, push(r, ""))
+		}
+		if err := imp.parallel(ctx, fns); err != nil {
+			return err
+		}
+		for _, r := range level {
+			delete(pending, r.Desc.Digest)
+		}
+		sum.ReferrersPushed += len(level)
+		todo = later
+	}
+	// cosign finds its signatures by tag: set them once every referrer
+	// manifest is in, before any user tag.
+	var tags []func(context.Context) error
+	for _, r := range p.referrers {
+		if r.Tag != "" && !p.referrersThere[r.key()] {
+			tags = append(tags, push(r, r.Tag))
+		}
+	}
+	return imp.parallel(ctx, tags)
+}
+
+// parallel runs fns, at most imp.jobs at once, and returns the first error.
+func (imp *importer) parallel(ctx context.Context, fns []func(context.Context) error) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, fn := range fns {
+		eg.Go(func() error { return fn(ectx) })
 	}
 	return eg.Wait()
 }

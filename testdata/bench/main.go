@@ -33,6 +33,7 @@ type config struct {
 	ferry, peers, out, work string
 	scale, big              int64
 	rounds                  int
+	referrers               bool
 	servers                 []regtest.Kind
 	tools                   []string
 }
@@ -46,6 +47,7 @@ func main() {
 	flag.Int64Var(&c.scale, "scale", 1500<<20, "bytes of unique layers in the corpus")
 	flag.Int64Var(&c.big, "big", 2<<30, "size of the single big blob for the memory check (0: skip)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds (the median is reported)")
+	flag.BoolVar(&c.referrers, "referrers", true, "measure what a signature and an SBOM per image cost ferry")
 	flag.StringVar(&servers, "servers", "distribution-v3,docker-registry-2.8", "destination registry servers")
 	flag.StringVar(&tools, "tools", "ferry,skopeo,crane,regctl,oras", "tools to measure")
 	flag.Parse()
@@ -159,13 +161,18 @@ func run(c config) error {
 			}
 		}
 	}
-	var big []string
+	var big, referrers []string
 	if c.big > 0 {
 		if big, err = env.bigBlob(ctx); err != nil {
 			return err
 		}
 	}
-	table := render(c, limits, results, big)
+	if c.referrers {
+		if referrers, err = env.referrerCost(ctx); err != nil {
+			return err
+		}
+	}
+	table := render(c, limits, results, big, referrers)
 	fmt.Println(table)
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 		return err
@@ -398,7 +405,7 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-func render(c config, l limits, results []*result, big []string) string {
+func render(c config, l limits, results []*result, big, referrers []string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# ferry benchmark\n\n%s, %s, %d CPUs, Go %s, host %s; corpus %s of unique layers; %d rounds, median.\n\n",
@@ -486,6 +493,12 @@ func render(c config, l limits, results []*result, big []string) string {
 	if len(big) > 0 {
 		b.WriteString("\nOne image with a single " + human(c.big) + " layer, through ferry:\n\n")
 		for _, line := range big {
+			b.WriteString("- " + line + "\n")
+		}
+	}
+	if len(referrers) > 0 {
+		b.WriteString("\nWhat referrers cost (ferry, into distribution v3, median of the rounds):\n\n")
+		for _, line := range referrers {
 			b.WriteString("- " + line + "\n")
 		}
 	}
