@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
-	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
@@ -56,6 +56,9 @@ type ExportOptions struct {
 	// destination already holds; every non-manifest blob they list is
 	// omitted. Empty means a full bundle.
 	Baselines []string
+	// SignKey, when set, signs ferry.json: ferry.json.sig beside it (a
+	// directory) or right after it (a tarball). Nil writes no signature.
+	SignKey crypto.Signer
 	// NoReferrers leaves out the signatures, attestations, SBOMs and other
 	// artifacts that refer to the images. False carries them all.
 	NoReferrers bool
@@ -139,6 +142,8 @@ type exporter struct {
 	jobs  int
 	prog  Progress
 	sum   *ExportSummary
+	// created stamps ferry.json and the tarball's entries.
+	created time.Time
 }
 
 // write moves the plan's blobs into the bundle opts.Output names, in its
@@ -152,14 +157,31 @@ func (e *exporter) write(ctx context.Context, opts ExportOptions) error {
 	if creator == "" {
 		creator = "ferry"
 	}
-	meta := e.plan.BundleManifest(creator, now())
+	m := e.plan.BundleManifest(creator, now())
+	e.created = m.Created
+	meta, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	var sig []byte
+	if opts.SignKey != nil {
+		if sig, err = signBytes(opts.SignKey, meta); err != nil {
+			return err
+		}
+	}
 	total, _ := e.plan.IncludedBytes()
 	e.prog.Start("export", total)
 	defer e.prog.Done()
 	if form := outputForm(opts); form != formDir {
-		return e.toTar(ctx, opts, form == formTarGz, meta)
+		return e.toTar(ctx, opts, form == formTarGz, metadata{meta, sig})
 	}
-	return e.toDir(ctx, opts.Output, meta)
+	return e.toDir(ctx, opts.Output, metadata{meta, sig})
+}
+
+// metadata is what a bundle ends with: ferry.json's bytes, and its
+// signature (nil when unsigned).
+type metadata struct {
+	manifest, signature []byte
 }
 
 // copyBlob writes blob b through write: a manifest from the graph's memory,
@@ -239,7 +261,7 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 // toDir writes the bundle as a directory: blobs in parallel (3), then
 // index.json and ferry.json (4). However it ends, no background fsync of a
 // blob outlives it.
-func (e *exporter) toDir(ctx context.Context, out string, meta *spec.Manifest) error {
+func (e *exporter) toDir(ctx context.Context, out string, meta metadata) error {
 	dir, err := layout.CreateDir(out)
 	if err != nil {
 		return err
@@ -247,7 +269,7 @@ func (e *exporter) toDir(ctx context.Context, out string, meta *spec.Manifest) e
 	defer dir.Close()
 	// A re-run must not leave the metadata of an earlier, complete run in
 	// place while blobs change under it.
-	for _, name := range []string{layout.FileBundle, layout.FileIndex} {
+	for _, name := range []string{layout.FileSignature, layout.FileBundle, layout.FileIndex} {
 		if err := os.Remove(filepath.Join(out, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -264,7 +286,13 @@ func (e *exporter) toDir(ctx context.Context, out string, meta *spec.Manifest) e
 	if err := dir.WriteIndex(e.plan.index()); err != nil {
 		return err
 	}
-	return dir.WriteBundleManifest(meta)
+	if err := dir.WriteBundleFile(meta.manifest); err != nil {
+		return err
+	}
+	if meta.signature == nil {
+		return nil
+	}
+	return dir.WriteSignature(meta.signature)
 }
 
 // transferToDir writes every included blob of the plan into dir, at most

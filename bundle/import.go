@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"sort"
 	"strings"
@@ -51,6 +52,11 @@ type ImportOptions struct {
 	// request: the first path component is a project, named by Harbor's
 	// stricter rule. False checks OCI's grammar only.
 	Harbor bool
+	// VerifyKeys, when not empty, are public keys one of which must have
+	// signed the bundle (ferry.json.sig over ferry.json): an unsigned
+	// bundle, or one whose signature none of them verifies, is refused
+	// before any request to the destination. Empty checks no signature.
+	VerifyKeys []crypto.PublicKey
 	// CreateProjects creates missing Harbor projects (the first path
 	// component of each destination repository) through Harbor's API
 	// before pushing; it implies Harbor. Projects are created private.
@@ -129,6 +135,7 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	res := &ImportResult{Targets: targets}
 	res.Summary.Images = len(targets)
+	res.Summary.Signed, res.Summary.SignatureVerified = imp.report.Signed(), imp.report.SignedBy >= 0
 	// 2. plan: what the destination lacks, asked before anything is sent.
 	plan, err := imp.plan(ctx, targets, res)
 	if err != nil {
@@ -170,6 +177,9 @@ func (imp *importer) resolve(ctx context.Context, b layout.Bundle) ([]Target, er
 		if imp.report, err = verify.Head(ctx, b); err != nil {
 			return nil, err
 		}
+	}
+	if err := imp.report.CheckSignature(imp.opts.VerifyKeys); err != nil {
+		return nil, err
 	}
 	if err := imp.report.Err(); err != nil {
 		return nil, err

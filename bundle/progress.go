@@ -85,6 +85,9 @@ func (s *ExportSummary) Throughput() float64 { return perSecond(s.TransferredByt
 // ImportSummary says what an import did.
 type ImportSummary struct {
 	Images int
+	// Signed says the bundle carries a signature; SignatureVerified, that
+	// it was checked against a key given (VerifyKeys) and verified.
+	Signed, SignatureVerified bool
 	// Transferred counts the blobs and manifests sent in this run.
 	Transferred      int
 	TransferredBytes int64

@@ -11,7 +11,6 @@ import (
 	"github.com/klauspost/pgzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -48,7 +47,7 @@ type sink interface {
 // the source registries into the file(s): metadata first, then manifests,
 // configs and layers. Nothing is staged on disk and memory stays flat; the
 // output appears only when every blob has been verified.
-func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, meta *spec.Manifest) (err error) {
+func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, meta metadata) (err error) {
 	var out sink
 	if opts.SplitSize > 0 {
 		if out, err = layout.NewSplitWriter(opts.Output, opts.SplitSize); err != nil {
@@ -69,7 +68,7 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 		gz = pgzip.NewWriter(out)
 		w = gz
 	}
-	tw := layout.NewTarWriter(w, meta.Created)
+	tw := layout.NewTarWriter(w, e.created)
 	if err := writeTarHead(tw, e.plan, meta); err != nil {
 		return fmt.Errorf("writing %s: %w", opts.Output, err)
 	}
@@ -95,22 +94,26 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 	return nil
 }
 
-// writeTarHead writes oci-layout, index.json and ferry.json, the entries a
-// tarball starts with.
-func writeTarHead(tw *layout.TarWriter, plan *Plan, meta *spec.Manifest) error {
+// writeTarHead writes oci-layout, index.json, ferry.json and its
+// signature, the entries a tarball starts with: a stream import checks the
+// signature before it reads any blob.
+func writeTarHead(tw *layout.TarWriter, plan *Plan, meta metadata) error {
 	layoutFile, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 	index, err := layout.MarshalIndex(plan.index())
 	if err != nil {
 		return err
 	}
-	ferry, err := meta.Marshal()
-	if err != nil {
-		return err
-	}
-	for _, file := range []struct {
+	files := []struct {
 		name string
 		data []byte
-	}{{layout.FileOCILayout, layoutFile}, {layout.FileIndex, index}, {layout.FileBundle, ferry}} {
+	}{{layout.FileOCILayout, layoutFile}, {layout.FileIndex, index}, {layout.FileBundle, meta.manifest}}
+	if meta.signature != nil {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{layout.FileSignature, meta.signature})
+	}
+	for _, file := range files {
 		if err := tw.WriteFile(file.name, file.data); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -317,12 +318,37 @@ func (d *Dir) WriteIndex(idx *ocispec.Index) error {
 // BundleManifest reads ferry.json. A plain OCI layout has none: the error
 // then wraps fs.ErrNotExist.
 func (d *Dir) BundleManifest() (*spec.Manifest, error) {
-	f, err := os.Open(filepath.Join(d.root, FileBundle))
+	data, err := d.BundleFile()
+	if err != nil {
+		return nil, err
+	}
+	return spec.Parse(bytes.NewReader(data), filepath.Join(d.root, FileBundle))
+}
+
+// BundleFile reads ferry.json's bytes, as they were signed, capped at
+// spec.MaxSize.
+func (d *Dir) BundleFile() ([]byte, error) {
+	return readFileCapped(filepath.Join(d.root, FileBundle), spec.MaxSize)
+}
+
+// Signature reads ferry.json.sig; a bundle that is not signed has none,
+// and the error wraps fs.ErrNotExist.
+func (d *Dir) Signature() ([]byte, error) {
+	return readFileCapped(filepath.Join(d.root, FileSignature), MaxSignatureSize)
+}
+
+// WriteSignature writes ferry.json.sig atomically.
+func (d *Dir) WriteSignature(sig []byte) error {
+	return WriteFileBytes(filepath.Join(d.root, FileSignature), 0o644, sig)
+}
+
+func readFileCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return spec.Parse(f, filepath.Join(d.root, FileBundle))
+	return spec.ReadCapped(f, limit, path)
 }
 
 // WriteBundleManifest writes ferry.json atomically.
@@ -331,6 +357,11 @@ func (d *Dir) WriteBundleManifest(m *spec.Manifest) error {
 	if err != nil {
 		return err
 	}
+	return d.WriteBundleFile(data)
+}
+
+// WriteBundleFile writes ferry.json's bytes atomically.
+func (d *Dir) WriteBundleFile(data []byte) error {
 	return WriteFileBytes(filepath.Join(d.root, FileBundle), 0o644, data)
 }
 

@@ -60,6 +60,9 @@ var ErrNotReopenable = errors.New("this tarball can only be read once (compresse
 type Head struct {
 	Index    *ocispec.Index
 	Manifest *spec.Manifest
+	// ManifestFile is ferry.json's bytes, as they were signed; Signature,
+	// ferry.json.sig's, or nil when the bundle is not signed.
+	ManifestFile, Signature []byte
 	// manifests holds each manifest and index, verified.
 	manifests map[digest.Digest][]byte
 }
@@ -282,10 +285,18 @@ func (t *TarReader) ReadHead() (*Head, error) {
 			}
 			continue
 		case FileBundle:
-			if h.Manifest, err = spec.Parse(t.tr, hdr.Name); err != nil {
+			if h.ManifestFile, err = spec.ReadCapped(t.tr, spec.MaxSize, hdr.Name); err != nil {
+				return nil, t.wrap("", err)
+			}
+			if h.Manifest, err = spec.Parse(bytes.NewReader(h.ManifestFile), hdr.Name); err != nil {
 				return nil, t.wrap("", err)
 			}
 			t.partial = h.Manifest
+			continue
+		case FileSignature:
+			if h.Signature, err = spec.ReadCapped(t.tr, MaxSignatureSize, hdr.Name); err != nil {
+				return nil, t.wrap("", err)
+			}
 			continue
 		}
 		d, ok := blobDigest(hdr.Name)
@@ -377,7 +388,7 @@ func (t *TarReader) NextBlob() (ocispec.Descriptor, io.Reader, error) {
 		}
 		d, ok := blobDigest(hdr.Name)
 		if !ok {
-			if hdr.Name == FileOCILayout || hdr.Name == FileIndex || hdr.Name == FileBundle {
+			if hdr.Name == FileOCILayout || hdr.Name == FileIndex || hdr.Name == FileBundle || hdr.Name == FileSignature {
 				return ocispec.Descriptor{}, nil, t.wrap(hdr.Name, fmt.Errorf("%w: the entry appears twice", ErrUnsafeEntry))
 			}
 			continue

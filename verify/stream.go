@@ -20,7 +20,8 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 	if err != nil {
 		return nil, Invalid(err)
 	}
-	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, HasManifestFile: true, seen: map[digest.Digest]bool{}}
+	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, HasManifestFile: true, SignedBy: -1,
+		manifestFile: head.ManifestFile, signature: head.Signature, seen: map[digest.Digest]bool{}}
 	if err := rep.walk(ctx, head, head.Index); err != nil {
 		return nil, err
 	}
@@ -85,6 +86,9 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 	rep, err := Head(ctx, tr)
 	if err != nil {
 		return nil, err
+	}
+	if err := rep.CheckSignature(opts.Keys); err != nil {
+		return rep, nil // before any blob: a stream not signed by the key is not read on
 	}
 	prog := opts.progress()
 	var total int64

@@ -1,10 +1,13 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -49,14 +52,21 @@ func Invalid(err error) error {
 // Source is a bundle that can be read at random: a directory layout.
 type Source interface {
 	layout.Fetcher
+	Name() string
 	Exists(desc ocispec.Descriptor) (bool, error)
 	Index() (*ocispec.Index, error)
-	BundleManifest() (*spec.Manifest, error)
+	// BundleFile is ferry.json's bytes; Signature, ferry.json.sig's. Each
+	// error wraps fs.ErrNotExist when the file is not there.
+	BundleFile() ([]byte, error)
+	Signature() ([]byte, error)
 }
 
 // Options configure Bundle and Stream. The zero value hashes with
-// layout.DefaultJobs workers, silently.
+// layout.DefaultJobs workers, silently, and checks no signature.
 type Options struct {
+	// Keys, when not empty, are the public keys one of which must have
+	// signed the bundle; checked before any blob is hashed.
+	Keys []crypto.PublicKey
 	// Jobs bounds how many blobs are hashed at once; 0 means
 	// layout.DefaultJobs.
 	Jobs int
@@ -133,6 +143,14 @@ type Report struct {
 	Manifest *spec.Manifest
 	// HasManifestFile is false only for a plain OCI layout: no ferry.json.
 	HasManifestFile bool
+	// SignedBy is the index, among the keys CheckSignature was given, of
+	// the one the bundle's signature verifies with; -1 when none was
+	// checked.
+	SignedBy int
+
+	// manifestFile and signature are ferry.json's and ferry.json.sig's
+	// bytes (nil when absent).
+	manifestFile, signature []byte
 	// Graph holds every manifest read.
 	Graph *layout.Graph
 	// Blobs and Bytes count the distinct blobs hashed (manifests included).
@@ -148,6 +166,27 @@ type Report struct {
 	descs map[digest.Digest]ocispec.Descriptor
 	// seen records the blobs that went by, for streams.
 	seen map[digest.Digest]bool
+}
+
+// Signed reports whether the bundle has a signature (checked or not).
+func (r *Report) Signed() bool { return len(r.signature) > 0 }
+
+// CheckSignature verifies the bundle's signature over ferry.json with any
+// of keys. A bundle that is unsigned, or whose signature does not verify,
+// gets a Problem (ErrUnsigned, ErrBadSignature) and the error is returned.
+// With no keys it checks nothing.
+func (r *Report) CheckSignature(keys []crypto.PublicKey) error {
+	r.SignedBy = -1
+	if len(keys) == 0 {
+		return nil
+	}
+	i, err := CheckSignature(r.manifestFile, r.signature, keys)
+	if err != nil {
+		r.add(Problem{File: layout.FileSignature, Err: err})
+		return r.Err()
+	}
+	r.SignedBy = i
+	return nil
 }
 
 // OK reports whether the bundle has no problems.
@@ -221,6 +260,7 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep.CheckSignature(opts.Keys)
 	if err := rep.Hash(ctx, src, present, opts); err != nil {
 		return nil, err
 	}
@@ -236,16 +276,21 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 	if err != nil {
 		return nil, nil, Invalid(err)
 	}
-	rep := &Report{Graph: layout.NewGraph(), HasManifestFile: true}
-	m, err := src.BundleManifest()
+	rep := &Report{Graph: layout.NewGraph(), HasManifestFile: true, SignedBy: -1}
+	data, err := src.BundleFile()
+	if err == nil {
+		rep.manifestFile = data
+		rep.Manifest, err = spec.Parse(bytes.NewReader(data), filepath.Join(src.Name(), layout.FileBundle))
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A plain OCI layout written by another tool.
 		rep.HasManifestFile = false
 	case err != nil:
 		rep.add(Problem{Err: err}) // the error names the file
-	default:
-		rep.Manifest = m
+	}
+	if rep.signature, err = src.Signature(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		rep.add(Problem{Err: err})
 	}
 	if err := rep.walk(ctx, src, idx); err != nil {
 		return nil, nil, err

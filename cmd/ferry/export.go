@@ -15,6 +15,7 @@ func newExportCmd(g *globals) *cobra.Command {
 		opts       bundle.ExportOptions
 		imagesFile string
 		splitSize  string
+		signKey    string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [REFERENCE...] -o BUNDLE",
@@ -42,7 +43,8 @@ are written last: a bundle is complete when they are there.`,
   ferry export --images-file images.txt -o bundle.tar --split-size fat32
   ferry export --images-file images.txt -o ./bundle --dry-run
   ferry export --images-file images.txt --baseline previous/ferry.json -o ./delta
-  ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge`,
+  ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge
+  COSIGN_PASSWORD=… ferry export --images-file images.txt -o bundle.tar --sign-key cosign.key`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.References = args
 			if imagesFile != "" {
@@ -65,6 +67,13 @@ are written last: a bundle is complete when they are there.`,
 				}
 				opts.SplitSize = n
 			}
+			if signKey != "" {
+				k, err := loadSigningKey(g, signKey)
+				if err != nil {
+					return err
+				}
+				opts.SignKey = k
+			}
 			opts.Jobs, opts.Progress, opts.Creator = g.jobs, newProgress(g), "ferry "+version
 			res, err := bundle.Export(cmd.Context(), opts)
 			if err != nil {
@@ -79,6 +88,7 @@ are written last: a bundle is complete when they are there.`,
 	cmd.Flags().StringVar(&splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
+	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the bundle (ferry.json.sig) with this key: cosign.key (password in COSIGN_PASSWORD or asked for) or a PEM ECDSA P-256 / Ed25519 private key")
 	cmd.Flags().BoolVar(&opts.NoReferrers, "no-referrers", false, "leave out the signatures, attestations, SBOMs and other artifacts that refer to the images")
 	registryFlags(cmd, "src", &opts.Source)
 	return cmd
@@ -125,6 +135,9 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 	fmt.Fprintf(g.out, "  reused:    %d (%s) already in the bundle\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))
 	if s.Omitted > 0 {
 		fmt.Fprintf(g.out, "  omitted:   %d (%s) per baseline\n", s.Omitted, bundle.HumanBytes(s.OmittedBytes))
+	}
+	if opts.SignKey != nil {
+		fmt.Fprintf(g.out, "  signed:    ferry.json.sig (check it with ferry verify --key, or cosign verify-blob)\n")
 	}
 	fmt.Fprintf(g.out, "  time:      %s (%s/s)\n", s.Duration.Round(1e6), bundle.HumanBytes(int64(s.Throughput())))
 }

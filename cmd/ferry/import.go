@@ -11,6 +11,7 @@ import (
 
 func newImportCmd(g *globals) *cobra.Command {
 	var opts bundle.ImportOptions
+	var keys []string
 	cmd := &cobra.Command{
 		Use:   "import BUNDLE|- --to REGISTRY[/PREFIX]",
 		Short: "Verify a bundle and push it into a registry",
@@ -47,13 +48,18 @@ needs --to REGISTRY/REPOSITORY.`,
   ferry import bundle.tar.000 --to harbor.internal/mirror      # a split set
   cat bundle.tar | ferry import - --to harbor.internal/mirror
   ferry import ./bundle --to harbor.internal/mirror --dry-run
-  ferry import ./bundle --to harbor.internal/mirror --verify-first`,
+  ferry import ./bundle --to harbor.internal/mirror --verify-first
+  ferry import bundle.tar --to harbor.internal/mirror --verify-key cosign.pub`,
 		Args: exactArgs(1, "BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.To == "" {
 				return usagef("no destination: give --to REGISTRY[/PREFIX], e.g. --to harbor.internal/mirror")
 			}
 			opts.Bundle = args[0]
+			var err error
+			if opts.VerifyKeys, err = loadPublicKeys(keys); err != nil {
+				return err
+			}
 			opts.Jobs, opts.Progress = g.jobs, newProgress(g)
 			res, err := bundle.Import(cmd.Context(), opts)
 			if err != nil {
@@ -64,6 +70,7 @@ needs --to REGISTRY/REPOSITORY.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
+	cmd.Flags().StringArrayVar(&keys, "verify-key", nil, "refuse (exit 3, before any request) a bundle not signed by this public key (cosign.pub, or PEM ECDSA P-256 / Ed25519); repeatable: any of them")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
 	cmd.Flags().BoolVar(&opts.VerifyFirst, "verify-first", false, "directory bundles: hash every blob before the first push, so a corrupt bundle pushes nothing at all (reads each blob twice)")
 	cmd.Flags().BoolVar(&opts.NoOverwrite, "no-overwrite", false, "refuse (before pushing anything) to move a tag that points at another image")
@@ -112,6 +119,14 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		return
 	}
 	fmt.Fprintf(g.out, "imported %d image(s) into %s\n", s.Images, opts.To)
+	switch {
+	case s.SignatureVerified:
+		fmt.Fprintf(g.out, "  bundle:    signed, signature verified\n")
+	case s.Signed:
+		fmt.Fprintf(g.out, "  bundle:    signed, but not checked: give --verify-key to refuse bundles others made\n")
+	default:
+		fmt.Fprintf(g.out, "  bundle:    not signed\n")
+	}
 	if len(res.ProjectsCreated) > 0 {
 		fmt.Fprintf(g.out, "  projects:  created %s\n", strings.Join(res.ProjectsCreated, ", "))
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -284,8 +285,9 @@ func TestTLSVerifyFlag(t *testing.T) {
 	}
 }
 
-// tarOf writes the directory bundle dir as a tarball in ferry's order, with
-// the metadata files replaced by those in replace.
+// tarOf writes the directory bundle dir as a tarball in ferry's order
+// (metadata, the signature if there is one, manifests, then the other
+// blobs), with the metadata files replaced by those in replace.
 func tarOf(t *testing.T, dir string, replace map[string][]byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "b.tar")
@@ -306,10 +308,20 @@ func tarOf(t *testing.T, dir string, replace map[string][]byte) string {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o444})
 		tw.Write(data)
 	}
-	for _, name := range []string{layout.FileOCILayout, layout.FileIndex, layout.FileBundle} {
-		add(name)
+	for _, name := range []string{layout.FileOCILayout, layout.FileIndex, layout.FileBundle, layout.FileSignature} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil || replace[name] != nil {
+			add(name)
+		}
 	}
 	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+	isManifest := func(path string) bool {
+		data, _ := os.ReadFile(path)
+		var m struct {
+			MediaType string `json:"mediaType"`
+		}
+		return json.Unmarshal(data, &m) == nil && layout.IsManifest(m.MediaType)
+	}
+	sort.SliceStable(blobs, func(i, j int) bool { return isManifest(blobs[i]) && !isManifest(blobs[j]) })
 	for _, b := range blobs {
 		add("blobs/sha256/" + filepath.Base(b))
 	}

@@ -65,7 +65,7 @@ first, then manifests, then tags; skipping what is already there.`,
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output, only the summary and errors")
 	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", layout.DefaultJobs(), "how many blobs move at once")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g), newLoginCmd(g), newLogoutCmd(g))
+	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g), newSignCmd(g), newLoginCmd(g), newLogoutCmd(g))
 	return root
 }
 
@@ -89,7 +89,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue), errors.Is(err, bundle.ErrInvalidReference), errors.Is(err, bundle.ErrInvalidOption):
+	case errors.As(err, &ue), errors.Is(err, bundle.ErrInvalidReference), errors.Is(err, bundle.ErrInvalidOption), errors.Is(err, verify.ErrInvalidKey):
 		return exitUsage
 	case errors.Is(err, verify.ErrBundleInvalid):
 		return exitInvalid

@@ -11,6 +11,7 @@ import (
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	var against bundle.ImportOptions
+	var keys []string
 	cmd := &cobra.Command{
 		Use:     "verify BUNDLE",
 		Aliases: []string{"check"},
@@ -36,13 +37,19 @@ cannot be read at all or the destination lacks omitted blobs.`,
   ferry verify bundle.tar.gz
   ferry verify bundle.tar.000            # a split set: finds the other volumes and the sums file
   cat bundle.tar | ferry verify -
-  ferry verify ./delta --against harbor.internal/mirror`,
+  ferry verify ./delta --against harbor.internal/mirror
+  ferry verify bundle.tar --key cosign.pub --key second-approver.pub`,
 		Args: exactArgs(1, "BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			pub, err := loadPublicKeys(keys)
+			if err != nil {
+				return err
+			}
 			if against.To != "" {
+				against.VerifyKeys = pub
 				return verifyAgainst(cmd, g, args[0], against)
 			}
-			opts := verify.Options{Jobs: g.jobs}
+			opts := verify.Options{Jobs: g.jobs, Keys: pub}
 			if prog := newProgress(g); prog != nil {
 				opts.Progress = prog
 			}
@@ -69,6 +76,14 @@ cannot be read at all or the destination lacks omitted blobs.`,
 			if rep.Omitted > 0 {
 				fmt.Fprintf(g.out, ", %d omitted (%s)", rep.Omitted, bundle.HumanBytes(rep.OmittedBytes))
 			}
+			switch {
+			case rep.SignedBy >= 0:
+				fmt.Fprintf(g.out, "; signed, verified with %s", keys[rep.SignedBy])
+			case rep.Signed() && len(keys) == 0:
+				fmt.Fprintf(g.out, "; signed (give --key to check the signature)")
+			case len(keys) == 0:
+				fmt.Fprintf(g.out, "; not signed")
+			}
 			fmt.Fprintln(g.out)
 			if err := rep.Err(); err != nil {
 				return err
@@ -78,6 +93,7 @@ cannot be read at all or the destination lacks omitted blobs.`,
 		},
 	}
 	cmd.Flags().StringVar(&against.To, "against", "", "also check the destination REGISTRY[/PREFIX] holds what the bundle omits")
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "require the bundle to be signed by this public key (cosign.pub, or PEM ECDSA P-256 / Ed25519); repeatable: any of them")
 	registryFlags(cmd, "dest", &against.Dest)
 	return cmd
 }
