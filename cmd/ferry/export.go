@@ -13,7 +13,7 @@ import (
 func newExportCmd(g *globals) *cobra.Command {
 	var (
 		opts       bundle.ExportOptions
-		imagesFile string
+		imagesFile []string
 		splitSize  string
 		signKey    string
 	)
@@ -47,8 +47,8 @@ are written last: a bundle is complete when they are there.`,
   COSIGN_PASSWORD=… ferry export --images-file images.txt -o bundle.tar --sign-key cosign.key`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.References = args
-			if imagesFile != "" {
-				refs, err := readImagesFile(imagesFile)
+			for _, f := range imagesFile {
+				refs, err := readImagesFile(f)
 				if err != nil {
 					return err
 				}
@@ -76,6 +76,9 @@ are written last: a bundle is complete when they are there.`,
 			}
 			opts.Jobs, opts.Progress, opts.Creator = g.jobs, newProgress(g), "ferry "+version
 			res, err := bundle.Export(cmd.Context(), opts)
+			if err != nil && cmd.Context().Err() != nil {
+				return fmt.Errorf("%w: export interrupted; the bundle is incomplete: run the same export again to resume (blobs already in a directory are verified and reused; a tarball starts over)", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -83,7 +86,7 @@ are written last: a bundle is complete when they are there.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&imagesFile, "images-file", "", "file of references, one a line; # starts a comment")
+	cmd.Flags().StringArrayVar(&imagesFile, "images-file", nil, "file of references, one a line; # starts a comment (repeatable: the files merge)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "bundle to write: a directory, or NAME.tar / NAME.tar.gz for a tarball")
 	cmd.Flags().StringVar(&splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")

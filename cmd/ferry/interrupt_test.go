@@ -146,6 +146,9 @@ func TestSignalsStopExportCleanly(t *testing.T) {
 				if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
 					t.Fatalf("exit %d (%v), want %d\n%s", code, err, exitInterrupted, output)
 				}
+				if !strings.Contains(string(output), "interrupted") || !strings.Contains(string(output), "run the same export again to resume") {
+					t.Errorf("an interrupted export should say so and how to resume:\n%s", output)
+				}
 				if left := tempFiles(work); len(left) > 0 {
 					t.Errorf("temp files left behind: %v", left)
 				}

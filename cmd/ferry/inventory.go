@@ -15,7 +15,7 @@ func newInventoryCmd(g *globals) *cobra.Command {
 	var (
 		output     string
 		repos      []string
-		imagesFile string
+		imagesFile []string
 		reg        registry.Options
 	)
 	cmd := &cobra.Command{
@@ -42,8 +42,8 @@ stripped, so the file can be carried out and used directly:
 			if err != nil {
 				return err
 			}
-			if imagesFile != "" {
-				refs, err := readImagesFile(imagesFile)
+			for _, f := range imagesFile {
+				refs, err := readImagesFile(f)
 				if err != nil {
 					return err
 				}
@@ -70,7 +70,7 @@ stripped, so the file can be carried out and used directly:
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "baseline file to write")
 	cmd.Flags().StringSliceVar(&repos, "repos", nil, "repositories to list, in source form (library/alpine), instead of _catalog")
-	cmd.Flags().StringVar(&imagesFile, "images-file", "", "list the repositories of these references instead of _catalog")
+	cmd.Flags().StringArrayVar(&imagesFile, "images-file", nil, "list the repositories of these references instead of _catalog (repeatable: the files merge)")
 	registryFlags(cmd, "dest", &reg)
 	return cmd
 }

@@ -42,6 +42,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"import with a bad --to", []string{"import", dir, "--to", "https://x"}, "no scheme"},
 		{"verify without a bundle", []string{"verify"}, "BUNDLE"},
 		{"bad credentials form", []string{"export", "alpine", "-o", dir, "--src-creds", "nocolon"}, "USER:PASSWORD"},
+		{"unknown command", []string{"versoin"}, "unknown command"},
+		{"version with an argument", []string{"version", "x"}, "version takes 0"},
+		{"--jobs where nothing runs in parallel", []string{"inspect", "--jobs", "4", dir}, "unknown flag: --jobs"},
+		{"--jobs on logout", []string{"logout", "-j", "4", "h"}, "unknown shorthand flag"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +64,13 @@ func writeFile(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "images.txt")
 	os.WriteFile(p, []byte(content), 0o644)
 	return p
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	if code, out, _ := ferry(t, "version"); code != 0 || strings.TrimSpace(out) != "ferry "+version {
+		t.Fatalf("ferry version: exit %d, %q", code, out)
+	}
 }
 
 func TestHelpHasExamples(t *testing.T) {
@@ -85,7 +96,8 @@ func TestExportVerifyImportExitCodes(t *testing.T) {
 		lines = append(lines, img.Reference(src.Host))
 	}
 	out := filepath.Join(t.TempDir(), "bundle")
-	code, stdout, stderr := ferry(t, "export", "--images-file", writeFile(t, "# test\n"+strings.Join(lines, "\n")), "-o", out, "--src-plain-http")
+	// --images-file twice: the files merge (it kept only the last one).
+	code, stdout, stderr := ferry(t, "export", "--images-file", writeFile(t, "# test\n"+strings.Join(lines[:2], "\n")), "--images-file", writeFile(t, strings.Join(lines[2:], "\n")), "-o", out, "--src-plain-http")
 	if code != 0 || !strings.Contains(stdout, "exported 4 image(s)") {
 		t.Fatalf("export: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -113,9 +125,12 @@ func TestExportVerifyImportExitCodes(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	data[100] ^= 1
 	os.WriteFile(path, data, 0o644)
-	code, _, stderr = ferry(t, "verify", out)
+	code, stdout, stderr = ferry(t, "verify", out)
 	if code != exitInvalid || !strings.Contains(stderr, victim) {
 		t.Fatalf("verify of a corrupt bundle: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "FAILED") || strings.Contains(stdout, "verified") || strings.Contains(stdout, "OK") {
+		t.Errorf("verify of a corrupt bundle must say FAILED on stdout, and never 'verified':\n%s", stdout)
 	}
 	code, _, stderr = ferry(t, "import", out, "--to", dst.Host+"/other", "--dest-plain-http")
 	if code != exitInvalid || !strings.Contains(stderr, victim) {

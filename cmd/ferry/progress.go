@@ -20,9 +20,19 @@ func newProgress(g *globals) bundle.Progress {
 		return nil
 	}
 	if f, ok := g.err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return &barProgress{w: g.err}
+		w, _, err := term.GetSize(int(f.Fd()))
+		if drawBar(true, w, err) {
+			return &barProgress{w: g.err}
+		}
 	}
 	return &lineProgress{w: g.err}
+}
+
+// drawBar says whether progress is a bar: only on a terminal that says how
+// wide it is. One with no width (a serial console, some CI runners) would
+// draw "||": plain lines there.
+func drawBar(terminal bool, width int, sizeErr error) bool {
+	return terminal && sizeErr == nil && width > 0
 }
 
 // barProgress draws a progressbar/v3 bar per phase.

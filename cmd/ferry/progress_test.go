@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -26,5 +27,19 @@ func TestBarCountsInSummaryUnits(t *testing.T) {
 	}
 	if summary := bundle.HumanBytes(total); summary != "300.0 MiB" {
 		t.Errorf("summary prints %q, the bar %q", summary, got)
+	}
+}
+
+func TestNoBarWithoutAWindowSize(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		terminal bool
+		width    int
+		err      error
+		want     bool
+	}{{true, 80, nil, true}, {true, 0, nil, false}, {true, 80, errors.New("no size"), false}, {false, 80, nil, false}} {
+		if got := drawBar(tt.terminal, tt.width, tt.err); got != tt.want {
+			t.Errorf("drawBar(%v, %d, %v) = %v, want %v", tt.terminal, tt.width, tt.err, got, tt.want)
+		}
 	}
 }

@@ -63,10 +63,31 @@ first, then manifests, then tags; skipping what is already there.`,
 		Version:       version,
 	}
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output, only the summary and errors")
-	root.PersistentFlags().IntVarP(&g.jobs, "jobs", "j", layout.DefaultJobs(), "how many blobs move at once")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInspectCmd(g), newInventoryCmd(g), newSignCmd(g), newLoginCmd(g), newLogoutCmd(g))
+	export, imp, ver, inv := newExportCmd(g), newImportCmd(g), newVerifyCmd(g), newInventoryCmd(g)
+	for _, cmd := range []*cobra.Command{export, imp, ver, inv} {
+		jobsFlag(cmd, g)
+	}
+	root.AddCommand(export, imp, ver, newInspectCmd(g), inv, newSignCmd(g), newLoginCmd(g), newLogoutCmd(g), newVersionCmd(g))
 	return root
+}
+
+// jobsFlag binds --jobs on a command that moves or hashes blobs (and only
+// there: inspect, login and the rest have nothing to run in parallel).
+func jobsFlag(cmd *cobra.Command, g *globals) {
+	cmd.Flags().IntVarP(&g.jobs, "jobs", "j", layout.DefaultJobs(), "how many blobs move (or are hashed) at once")
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print ferry's version",
+		Example: "  ferry version",
+		Args:    exactArgs(0, "none"),
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintf(g.out, "ferry %s\n", version)
+		},
+	}
 }
 
 // run executes the command line and returns the process exit code.
@@ -76,6 +97,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(g.out)
 	root.SetErr(g.err)
+	// An unknown command is a usage error, like an unknown flag.
+	if _, _, err := root.Find(args); err != nil {
+		fmt.Fprintf(g.err, "ferry: error: %v\nsee 'ferry --help' for the commands\n", err)
+		return exitUsage
+	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

@@ -31,8 +31,10 @@ pushing anything, whether every blob a delta bundle omits is there (or can be
 mounted from where the baseline says it lives): exactly the check import makes
 before it pushes.
 
-Exit status: 0 when the bundle is clean, 3 when it has problems, 1 when it
-cannot be read at all or the destination lacks omitted blobs.`,
+Exit status: 0 when the bundle is clean; 3 when it failed verification
+(any problem with its files, digests, sizes, names, metadata or signature);
+1 when it cannot be read at all or the destination lacks omitted blobs; 2
+for a usage error.`,
 		Example: `  ferry verify ./bundle
   ferry verify bundle.tar.gz
   ferry verify bundle.tar.000            # a split set: finds the other volumes and the sums file
@@ -72,7 +74,7 @@ cannot be read at all or the destination lacks omitted blobs.`,
 					images++
 				}
 			}
-			fmt.Fprintf(g.out, "%s: %s, %d image(s), %d referrer(s), %d blob(s) verified (%s)", args[0], kind, images, referrers, rep.Blobs, bundle.HumanBytes(rep.Bytes))
+			fmt.Fprintf(g.out, "%s: %s, %d image(s), %d referrer(s), %d blob(s) hashed (%s)", args[0], kind, images, referrers, rep.Blobs, bundle.HumanBytes(rep.Bytes))
 			if rep.Omitted > 0 {
 				fmt.Fprintf(g.out, ", %d omitted (%s)", rep.Omitted, bundle.HumanBytes(rep.OmittedBytes))
 			}
@@ -86,6 +88,7 @@ cannot be read at all or the destination lacks omitted blobs.`,
 			}
 			fmt.Fprintln(g.out)
 			if err := rep.Err(); err != nil {
+				fmt.Fprintf(g.out, "FAILED: %d problem(s), listed on standard error\n", len(rep.Problems))
 				return err
 			}
 			fmt.Fprintln(g.out, "OK")
