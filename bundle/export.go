@@ -133,6 +133,29 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	return res, nil
 }
 
+// sameTagTwice refuses a plan in which one tag names two images
+// (app:pinned@A and app:pinned@B): at any destination one would take the
+// tag from the other.
+func sameTagTwice(images []PlannedImage) error {
+	seen := map[string]PlannedImage{}
+	var clashes []string
+	for _, img := range images {
+		if img.Source.Tag == "" {
+			continue
+		}
+		key := img.Source.Name() + ":" + img.Source.Tag
+		if prev, ok := seen[key]; ok && prev.Root.Digest != img.Root.Digest {
+			clashes = append(clashes, fmt.Sprintf("%s is %s and %s", key, prev.Root.Digest, img.Root.Digest))
+		}
+		seen[key] = img
+	}
+	if len(clashes) > 0 {
+		return fmt.Errorf("%w (%w): one tag, two images; the destination can hold one:\n  - %s\nname each by digest alone (app@sha256:…), or give them different tags at the source",
+			ErrTagCollision, ErrInvalidReference, strings.Join(clashes, "\n  - "))
+	}
+	return nil
+}
+
 // exporter carries one export's transfer and commit: where blobs come from,
 // what the plan says, and what it has done so far.
 type exporter struct {
@@ -255,6 +278,9 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 		return nil, nil, err
 	}
 	sort.SliceStable(images, func(i, j int) bool { return images[i].Source.String() < images[j].Source.String() })
+	if err := sameTagTwice(images); err != nil {
+		return nil, nil, err
+	}
 	return &Plan{Images: images}, graph, nil
 }
 

@@ -3,7 +3,9 @@ package bundle
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -48,6 +50,12 @@ type ImportOptions struct {
 	// points at another image. False means such tags are moved and listed
 	// in Summary.TagsMoved.
 	NoOverwrite bool
+	// KeepHost keeps each source registry's host as the first path
+	// component under the prefix (docker.io/x/app:1 →
+	// harbor.internal/mirror/docker.io/x/app:1; a port's colon becomes
+	// '-'), so the same path on two registries stays apart. False drops
+	// the host.
+	KeepHost bool
 	// Harbor applies Harbor's rules to destination names before any
 	// request: the first path component is a project, named by Harbor's
 	// stricter rule. False checks OCI's grammar only.
@@ -84,6 +92,9 @@ type ImportResult struct {
 type Target struct {
 	// Source is the reference the bundle names (ref.name).
 	Source string
+	// SourceRepo is Source's repository path (no host); empty for a layout
+	// whose images are named by a bare tag.
+	SourceRepo string
 	// Dest is where it goes; Dest.Tag is empty for an untagged image.
 	Dest  Reference
 	Root  ocispec.Descriptor
@@ -117,6 +128,7 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	if err != nil {
 		return nil, err
 	}
+	dest.KeepHost = opts.KeepHost
 	c, err := registry.New(registry.Destination, opts.Dest, dest.Registry)
 	if err != nil {
 		return nil, err
@@ -135,6 +147,11 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	}
 	res := &ImportResult{Targets: targets}
 	res.Summary.Images = len(targets)
+	for _, t := range targets {
+		if t.Dest.Tag == "" {
+			res.Summary.Untagged = append(res.Summary.Untagged, t.Dest.Name()+"@"+t.Root.Digest.String())
+		}
+	}
 	res.Summary.Signed, res.Summary.SignatureVerified = imp.report.Signed(), imp.report.SignedBy >= 0
 	// 2. plan: what the destination lacks, asked before anything is sent.
 	plan, err := imp.plan(ctx, targets, res)
@@ -190,6 +207,11 @@ func (imp *importer) resolve(ctx context.Context, b layout.Bundle) ([]Target, er
 		return nil, err
 	}
 	imp.referrers = mapReferrers(imp.report, imp.dest, targets)
+	for _, t := range targets {
+		if src, err := ParseReference(t.Source); err == nil && !slices.Contains(imp.sourceHosts, src.Registry) {
+			imp.sourceHosts = append(imp.sourceHosts, src.Registry)
+		}
+	}
 	if imp.opts.Harbor || imp.opts.CreateProjects {
 		for _, t := range targets {
 			if err := harbor.CheckRepository(t.Dest.Repository); err != nil {
@@ -313,6 +335,7 @@ func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 			if t.Dest, err = dest.Rewrite(src); err != nil {
 				return nil, err
 			}
+			t.SourceRepo = src.Repository
 			if t.Dest.Digest != "" && t.Dest.Digest != img.Root.Digest {
 				return nil, fmt.Errorf("bundle image %q: index.json points at %s, not the digest in its name", img.Name, img.Root.Digest)
 			}
@@ -320,7 +343,7 @@ func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 			// A bare tag or no name at all, as in layouts written by skopeo
 			// or oras: the prefix must be the whole repository.
 			if dest.Prefix == "" {
-				return nil, fmt.Errorf("bundle image %q has no repository in its name: give --to REGISTRY/REPOSITORY", img.Name)
+				return nil, fmt.Errorf("%w: bundle image %q has no repository in its name: give --to REGISTRY/REPOSITORY (the repository to push it to)", ErrInvalidReference, img.Name)
 			}
 			t.Dest = Reference{Registry: dest.Registry, Repository: dest.Prefix}
 			if img.Name != img.Root.Digest.String() {
@@ -334,6 +357,39 @@ func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 		out = append(out, t)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Dest.String() < out[j].Dest.String() })
+	return refuseCollisions(out)
+}
+
+// ErrTagCollision: two images of a bundle would get the same destination
+// tag, and the second would silently take it from the first.
+var ErrTagCollision = errors.New("two images for one destination tag")
+
+// refuseCollisions refuses, before any request, targets that would give one
+// destination tag to two different images, naming both sources; the same
+// image under one tag from two sources is pushed once.
+func refuseCollisions(targets []Target) ([]Target, error) {
+	var out []Target
+	var clashes []string
+	first := map[string]Target{}
+	for _, t := range targets {
+		if t.Dest.Tag == "" {
+			out = append(out, t)
+			continue
+		}
+		key := t.Dest.String()
+		prev, ok := first[key]
+		switch {
+		case !ok:
+			first[key] = t
+			out = append(out, t)
+		case prev.Root.Digest != t.Root.Digest:
+			clashes = append(clashes, fmt.Sprintf("%s: %s (%s) and %s (%s)", key, prev.Source, prev.Root.Digest, t.Source, t.Root.Digest))
+		}
+	}
+	if len(clashes) > 0 {
+		return nil, fmt.Errorf("%w (%w); nothing was pushed:\n  - %s\nimport with --keep-host to keep each source registry's name in the path (harbor.internal/mirror/docker.io/x/app:1), or export them in separate bundles and import each under its own --to prefix",
+			ErrTagCollision, ErrInvalidReference, strings.Join(clashes, "\n  - "))
+	}
 	return out, nil
 }
 
@@ -398,9 +454,11 @@ type importer struct {
 	report *verify.Report
 	// referrers are the bundle's, mapped to their destinations.
 	referrers []TargetReferrer
-	dest      Destination
-	jobs      int
-	prog      Progress
+	// sourceHosts are the registries the bundle's images came from.
+	sourceHosts []string
+	dest        Destination
+	jobs        int
+	prog        Progress
 }
 
 // bundleFault records that a blob of the bundle failed verification while

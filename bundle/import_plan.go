@@ -166,8 +166,10 @@ func (imp *importer) mountSources(rb RepoBlob) []string {
 	}
 	var out []string
 	for _, r := range b.Repositories {
-		if to := imp.dest.Repository(r); to != rb.Repository && !slices.Contains(out, to) {
-			out = append(out, to)
+		for _, to := range imp.dest.Candidates(r, imp.sourceHosts) {
+			if to != rb.Repository && !slices.Contains(out, to) {
+				out = append(out, to)
+			}
 		}
 	}
 	return out

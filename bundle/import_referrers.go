@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/registry/harbor"
 	"github.com/ferry-oci/ferry/bundle/spec"
+	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
 
@@ -62,30 +63,46 @@ func mapReferrers(rep *verify.Report, dest Destination, targets []Target) []Targ
 			graphs[img.Root.Digest] = img.Graph
 		}
 	}
-	owner := map[digest.Digest]string{} // a manifest's digest → an image it belongs to
+	// Where each manifest of a source repository goes, and the image it
+	// belongs to: a referrer goes where its subject went.
+	type place struct{ repo, image string }
+	placed := map[string]place{} // source repository + "@" + digest
 	for _, t := range targets {
 		for _, d := range t.Graph {
-			if _, ok := owner[d.Digest]; !ok {
-				owner[d.Digest] = t.Dest.String()
+			key := t.SourceRepo + "@" + d.Digest.String()
+			if _, ok := placed[key]; !ok {
+				placed[key] = place{t.Dest.Repository, t.Dest.String()}
 			}
 		}
 	}
-	var out []TargetReferrer
-	for _, r := range rep.Manifest.Referrers {
-		t := TargetReferrer{
-			Dest:    Reference{Registry: dest.Registry, Repository: dest.Repository(r.Repository)},
-			Subject: r.Subject, Desc: r.Descriptor, Tag: r.Tag, Graph: graphs[r.Descriptor.Digest],
-		}
-		out = append(out, t)
-	}
-	// A referrer of a referrer belongs to the image of its subject's
-	// subject: resolve level by level (ferry.json lists at most a few deep).
-	for range 8 {
-		for i := range out {
-			if name, ok := owner[out[i].Subject]; ok && out[i].Image == "" {
-				out[i].Image = name
-				owner[out[i].Desc.Digest] = name
+	out := make([]TargetReferrer, len(rep.Manifest.Referrers))
+	done := make([]bool, len(out))
+	// A referrer of a referrer is placed once its subject is: level by
+	// level (ferry.json lists at most a few deep).
+	for range layout.MaxDepth + 1 {
+		for i, r := range rep.Manifest.Referrers {
+			p, ok := placed[r.Repository+"@"+r.Subject.String()]
+			if done[i] || !ok {
+				continue
 			}
+			out[i] = TargetReferrer{Dest: Reference{Registry: dest.Registry, Repository: p.repo}, Subject: r.Subject, Desc: r.Descriptor, Tag: r.Tag, Graph: graphs[r.Descriptor.Digest], Image: p.image}
+			placed[r.Repository+"@"+r.Descriptor.Digest.String()] = p
+			done[i] = true
+		}
+	}
+	// What refers to a manifest the bundle does not carry (its subject is
+	// at the destination already) goes to its repository's place there.
+	hosts := map[string]string{} // source repository → a destination repository
+	for _, t := range targets {
+		hosts[t.SourceRepo] = t.Dest.Repository
+	}
+	for i, r := range rep.Manifest.Referrers {
+		if !done[i] {
+			repo, ok := hosts[r.Repository]
+			if !ok {
+				repo = dest.Candidates(r.Repository, nil)[0]
+			}
+			out[i] = TargetReferrer{Dest: Reference{Registry: dest.Registry, Repository: repo}, Subject: r.Subject, Desc: r.Descriptor, Tag: r.Tag, Graph: graphs[r.Descriptor.Digest], Image: r.Repository + "@" + r.Subject.String()}
 		}
 	}
 	return out

@@ -123,10 +123,7 @@ func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifes
 	all := map[digest.Digest]ocispec.Descriptor{}
 	for _, root := range idx.Manifests {
 		referrer := root.Annotations[layout.AnnotationReferrerSubject] != ""
-		img := InspectedImage{Reference: root.Annotations[AnnotationRefName], Digest: root.Digest, MediaType: root.MediaType}
-		if img.Reference == "" {
-			img.Reference = root.Digest.String()
-		}
+		img := InspectedImage{Reference: verify.RefName(root), Digest: root.Digest, MediaType: root.MediaType}
 		descs, err := graph.Walk(ctx, manifests, root)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", img.Reference, err)

@@ -99,6 +99,9 @@ type ImportSummary struct {
 	// ReferrersPushed counts the referrers pushed; ReferrersPresent, those
 	// the destination listed already.
 	ReferrersPushed, ReferrersPresent int
+	// Untagged lists the images the bundle names by digest alone (a layout
+	// entry with no name): pushed by digest, with no tag.
+	Untagged []string
 	// TagsMoved lists destination tags that pointed elsewhere and were moved;
 	// TagsSet, tags that were created; TagsUnchanged, tags already right.
 	TagsMoved     []string

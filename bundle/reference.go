@@ -131,6 +131,9 @@ func (r Reference) Target() string {
 type Destination struct {
 	Registry string
 	Prefix   string
+	// KeepHost puts the source registry's host under the prefix, as a path
+	// component (ImportOptions.KeepHost).
+	KeepHost bool
 }
 
 // ParseDestination parses REGISTRY[/PREFIX].
@@ -162,19 +165,45 @@ func ParseDestination(s string) (Destination, error) {
 func (d Destination) Rewrite(src Reference) (Reference, error) {
 	out := src
 	out.Registry = d.Registry
-	out.Repository = d.Repository(src.Repository)
+	path := src.Repository
+	if d.KeepHost {
+		path = HostComponent(src.Registry) + "/" + path
+	}
+	out.Repository = d.Repository(path)
 	if err := out.validate(); err != nil {
 		return Reference{}, fmt.Errorf("%w: %s rewritten to %s: %v", ErrInvalidReference, src, out, err)
 	}
 	return out, nil
 }
 
-// Repository maps a source repository path into the destination.
+// HostComponent is a registry host as a repository path component:
+// lower-case, a port's colon as '-' (127.0.0.1:5000 → 127.0.0.1-5000).
+func HostComponent(host string) string {
+	return strings.ReplaceAll(strings.ToLower(host), ":", "-")
+}
+
+// Repository maps a source repository path into the destination. With
+// KeepHost the path must already carry its host component (Rewrite does
+// that); a path from ferry.json, which has none, goes through Candidates.
 func (d Destination) Repository(srcRepo string) string {
 	if d.Prefix == "" {
 		return srcRepo
 	}
 	return d.Prefix + "/" + srcRepo
+}
+
+// Candidates are the destination repositories a source repository path
+// (from ferry.json, without a host) may have gone to: one, or, with
+// KeepHost, one per source host.
+func (d Destination) Candidates(srcRepo string, hosts []string) []string {
+	if !d.KeepHost {
+		return []string{d.Repository(srcRepo)}
+	}
+	var out []string
+	for _, h := range hosts {
+		out = append(out, d.Repository(HostComponent(h)+"/"+srcRepo))
+	}
+	return out
 }
 
 // String is REGISTRY[/PREFIX].

@@ -334,7 +334,7 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 	rep.users = map[digest.Digest][]string{}
 	rep.descs = map[digest.Digest]ocispec.Descriptor{}
 	for _, root := range idx.Manifests {
-		img := Image{Name: refName(root), Root: root}
+		img := Image{Name: RefName(root), Root: root}
 		if s := root.Annotations[layout.AnnotationReferrerSubject]; s != "" {
 			img.Subject = digest.Digest(s)
 			img.Name = "referrer " + root.Digest.String()
@@ -431,7 +431,7 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 			}
 			continue
 		}
-		inIndex[refName(d)] = d.Digest
+		inIndex[RefName(d)] = d.Digest
 	}
 	for _, r := range m.Referrers {
 		if !referrers[r.Descriptor.Digest] {
@@ -491,12 +491,18 @@ func (rep *Report) blobProblemOf(d digest.Digest, err error) Problem {
 	return Problem{Digest: d, File: layout.BlobName(d), Images: images, Err: err}
 }
 
-func refName(d ocispec.Descriptor) string {
-	if n := d.Annotations[ocispec.AnnotationRefName]; n != "" {
-		return n
-	}
-	if n := d.Annotations["io.containerd.image.name"]; n != "" {
-		return n
+// RefName is the name an index.json entry gives its image: the full
+// reference. ferry writes it in both org.opencontainers.image.ref.name and
+// io.containerd.image.name; containerd and nerdctl put the full name in the
+// second and only the tag in the first, so a ref.name without a '/' gives
+// way to the containerd name. An entry with neither is named by its digest.
+func RefName(d ocispec.Descriptor) string {
+	ref, ctr := d.Annotations[ocispec.AnnotationRefName], d.Annotations["io.containerd.image.name"]
+	switch {
+	case ctr != "" && !strings.Contains(ref, "/"):
+		return ctr
+	case ref != "":
+		return ref
 	}
 	return d.Digest.String()
 }

@@ -41,6 +41,10 @@ skips what arrived).
 
 --to drops the source host and keeps the repository path:
 docker.io/library/alpine:3.20 → harbor.internal/mirror/library/alpine:3.20.
+Two images that would get one destination tag that way (docker.io/x/app:1
+and ghcr.io/x/app:1) are refused before anything is pushed; --keep-host
+keeps each source host in the path (harbor.internal/mirror/docker.io/x/app:1,
+a port's colon as '-') so they stay apart.
 A plain OCI layout from another tool whose images are named by a bare tag
 needs --to REGISTRY/REPOSITORY.`,
 		Example: `  ferry import ./bundle --to harbor.internal/mirror
@@ -70,6 +74,7 @@ needs --to REGISTRY/REPOSITORY.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.To, "to", "", "destination REGISTRY[/PREFIX]")
+	cmd.Flags().BoolVar(&opts.KeepHost, "keep-host", false, "keep each source registry's host in the path under the prefix (docker.io/x/app:1 → PREFIX/docker.io/x/app:1), so the same path on two registries stays apart")
 	cmd.Flags().StringArrayVar(&keys, "verify-key", nil, "refuse (exit 3, before any request) a bundle not signed by this public key (cosign.pub, or PEM ECDSA P-256 / Ed25519); repeatable: any of them")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "verify and ask the destination, but push nothing")
 	cmd.Flags().BoolVar(&opts.VerifyFirst, "verify-first", false, "directory bundles: hash every blob before the first push, so a corrupt bundle pushes nothing at all (reads each blob twice)")
@@ -93,6 +98,9 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 				what = "there already"
 			}
 			fmt.Fprintf(g.out, "  %-20s %s of %s → %s: %s\n", r.Kind(), r.Desc.Digest, r.Image, r.Dest.Name(), what)
+		}
+		for _, u := range s.Untagged {
+			fmt.Fprintf(g.out, "  image %s: pushed by digest, no tag (the bundle names it by digest alone)\n", u)
 		}
 		for _, a := range res.Tags {
 			switch a.Current {
@@ -139,6 +147,9 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 	fmt.Fprintf(g.out, "  tags:      %d set, %d moved, %d unchanged\n", len(s.TagsSet), len(s.TagsMoved), s.TagsUnchanged)
 	for _, t := range s.TagsMoved {
 		fmt.Fprintf(g.out, "    moved %s\n", t)
+	}
+	for _, u := range s.Untagged {
+		fmt.Fprintf(g.out, "    pushed by digest, no tag: %s (the bundle names it by digest alone)\n", u)
 	}
 	fmt.Fprintf(g.out, "  time:      %s (%s/s)\n", s.Duration.Round(1e6), bundle.HumanBytes(int64(s.Throughput())))
 }

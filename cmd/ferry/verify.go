@@ -96,6 +96,7 @@ for a usage error.`,
 		},
 	}
 	cmd.Flags().StringVar(&against.To, "against", "", "also check the destination REGISTRY[/PREFIX] holds what the bundle omits")
+	cmd.Flags().BoolVar(&against.KeepHost, "keep-host", false, "keep each source registry's host in the path under the prefix (docker.io/x/app:1 → PREFIX/docker.io/x/app:1), so the same path on two registries stays apart")
 	cmd.Flags().StringArrayVar(&keys, "key", nil, "require the bundle to be signed by this public key (cosign.pub, or PEM ECDSA P-256 / Ed25519); repeatable: any of them")
 	registryFlags(cmd, "dest", &against.Dest)
 	return cmd

@@ -1,0 +1,131 @@
+package bundle_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/bundle"
+	"github.com/ferry-oci/ferry/layout"
+	"github.com/ferry-oci/ferry/testdata/imagegen"
+	"github.com/ferry-oci/ferry/testdata/regtest"
+)
+
+// The same path and tag on two registries (a mirror of docker.io/x/app:1
+// and ghcr.io/x/app:1), with different images: import, its dry run and
+// verify --against refuse before pushing anything, naming both sources and
+// the destination tag; --keep-host keeps them apart. Export refuses one tag
+// pinned to two digests outright.
+func TestOneDestinationTagTwoImages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	regA, setA, _ := seed(t, regtest.Distribution, imagegen.Options{Apps: 1})
+	regB := regtest.New(t, regtest.Distribution)
+	setB, _ := imagegen.Generate(imagegen.Options{Apps: 1, Version: 2})
+	setB.Images = setB.Images[1:2] // team/app1, other content
+	setB.Images[0].Tag = setA.Images[1].Tag
+	if err := setB.Push(ctx, regB.Host); err != nil {
+		t.Fatal(err)
+	}
+	a, b := setA.Images[1], setB.Images[0]
+	out := filepath.Join(t.TempDir(), "b")
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{a.Reference(regA.Host), b.Reference(regB.Host)}, Output: out, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	dst := regtest.New(t, regtest.Distribution)
+	for _, dry := range []bool{true, false} {
+		_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/p", Dest: plain, DryRun: dry})
+		if !errors.Is(err, bundle.ErrTagCollision) || !errors.Is(err, bundle.ErrInvalidReference) ||
+			!strings.Contains(err.Error(), a.Reference(regA.Host)) || !strings.Contains(err.Error(), b.Reference(regB.Host)) ||
+			!strings.Contains(err.Error(), dst.Host+"/p/team/app1:"+a.Tag) || !strings.Contains(err.Error(), "--keep-host") {
+			t.Fatalf("dry run %v: %v", dry, err)
+		}
+	}
+	if n := countFiles(t, filepath.Join(dst.Dir, "storage")); n != 0 {
+		t.Fatalf("a refused import stored %d files", n)
+	}
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/p", Dest: plain, KeepHost: true}); err != nil {
+		t.Fatalf("--keep-host: %v", err)
+	}
+	for host, img := range map[string]imagegen.Image{regA.Host: a, regB.Host: b} {
+		if got := tags(t, dst.Host, "p/"+bundle.HostComponent(host)+"/team/app1"); len(got) != 1 || got[0] != img.Tag {
+			t.Errorf("--keep-host: p/%s/team/app1 has tags %v", bundle.HostComponent(host), got)
+		}
+	}
+
+	// One tag pinned to two digests: the export refuses.
+	if err := setB.Push(ctx, regA.Host); err != nil { // b's manifest into regA's team/app1 too
+		t.Fatal(err)
+	}
+	pinned := func(img imagegen.Image) string {
+		return regA.Host + "/team/app1:" + a.Tag + "@" + img.Root.Digest.String()
+	}
+	_, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{pinned(a), pinned(b)}, Output: filepath.Join(t.TempDir(), "x"), Source: plain})
+	if !errors.Is(err, bundle.ErrTagCollision) || !strings.Contains(err.Error(), a.Root.Digest.String()) || !strings.Contains(err.Error(), b.Root.Digest.String()) {
+		t.Fatalf("export of one tag pinned to two digests: %v", err)
+	}
+}
+
+// A layout named the containerd way (the full name in
+// io.containerd.image.name, only the tag in ref.name) imports under the
+// full name; an entry with no name is pushed by digest and the summary says
+// so; a layout named by bare tags needs --to REGISTRY/REPOSITORY (a usage
+// error without).
+func TestContainerdNamesAndUnnamedEntries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, set, out := exportSet(t, regtest.Distribution)
+	os.Remove(filepath.Join(out, layout.FileBundle)) // a plain OCI layout
+	idxPath := filepath.Join(out, layout.FileIndex)
+	var idx ocispec.Index
+	data, _ := os.ReadFile(idxPath)
+	json.Unmarshal(data, &idx)
+	unnamed := idx.Manifests[0].Digest
+	for i := range idx.Manifests {
+		full := idx.Manifests[i].Annotations[ocispec.AnnotationRefName]
+		idx.Manifests[i].Annotations[ocispec.AnnotationRefName] = full[strings.LastIndex(full, ":")+1:]
+		if i == 0 {
+			idx.Manifests[i].Annotations = nil
+		}
+	}
+	data, _ = json.Marshal(idx)
+	os.Chmod(idxPath, 0o644)
+	os.WriteFile(idxPath, data, 0o644)
+
+	dst := regtest.New(t, regtest.Distribution)
+	res, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/p", Dest: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range set.Images {
+		if img.Root.Digest == unnamed {
+			continue
+		}
+		if got := tags(t, dst.Host, "p/"+img.Repository); len(got) != 1 || got[0] != img.Tag {
+			t.Errorf("p/%s has tags %v, want [%s] (the containerd name)", img.Repository, got, img.Tag)
+		}
+	}
+	if len(res.Summary.Untagged) != 1 || !strings.Contains(res.Summary.Untagged[0], unnamed.String()) {
+		t.Errorf("the summary lists %v as pushed by digest, want the unnamed %s", res.Summary.Untagged, unnamed)
+	}
+
+	// Bare tags only (skopeo's, oras's layouts) and --to without a
+	// repository: a usage error that says what to add.
+	for i := range idx.Manifests {
+		if idx.Manifests[i].Annotations != nil {
+			delete(idx.Manifests[i].Annotations, "io.containerd.image.name")
+		}
+	}
+	data, _ = json.Marshal(idx)
+	os.WriteFile(idxPath, data, 0o644)
+	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host, Dest: plain})
+	if !errors.Is(err, bundle.ErrInvalidReference) || !strings.Contains(err.Error(), "REGISTRY/REPOSITORY") {
+		t.Fatalf("bare tags with --to REGISTRY alone: %v", err)
+	}
+}
