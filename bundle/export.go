@@ -288,6 +288,9 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 // index.json and ferry.json (4). However it ends, no background fsync of a
 // blob outlives it.
 func (e *exporter) toDir(ctx context.Context, out string, meta metadata) error {
+	if err := checkOutputDir(out, e.plan, meta.manifest); err != nil {
+		return err
+	}
 	dir, err := layout.CreateDir(out)
 	if err != nil {
 		return err
@@ -303,7 +306,7 @@ func (e *exporter) toDir(ctx context.Context, out string, meta metadata) error {
 	if err := e.transferToDir(ctx, dir); err != nil {
 		return err
 	}
-	if err := pruneDir(out, e.plan); err != nil {
+	if err := pruneDir(out); err != nil {
 		return err
 	}
 	if err := dir.Sync(); err != nil {
@@ -400,33 +403,4 @@ func openSource(ctx context.Context, c *registry.Client, b PlannedBlob) (io.Read
 		return rc, src.Name(), nil
 	}
 	return nil, "", c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String(), errors.Join(errs...))
-}
-
-// pruneDir removes from the bundle's blob directory every file the plan does
-// not include (left by an earlier export of other images, or temp files of
-// an interrupted one), so the bundle holds exactly what ferry.json lists.
-func pruneDir(root string, plan *Plan) error {
-	keep := map[string]bool{}
-	for _, b := range plan.Blobs {
-		if b.Included {
-			keep[layout.BlobName(b.Desc.Digest)] = true
-		}
-	}
-	blobs := filepath.Join(root, "blobs")
-	return filepath.WalkDir(blobs, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		if keep[filepath.ToSlash(rel)] {
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), layout.TempPrefix) || d.Type().IsRegular() {
-			return os.Remove(path)
-		}
-		return nil
-	})
 }

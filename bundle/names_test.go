@@ -129,3 +129,57 @@ func TestContainerdNamesAndUnnamedEntries(t *testing.T) {
 		t.Fatalf("bare tags with --to REGISTRY alone: %v", err)
 	}
 }
+
+// snapshot maps every file below root to its content.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			data, _ := os.ReadFile(path)
+			out[path] = string(data)
+		}
+		return nil
+	})
+	return out
+}
+
+// Export never destroys what it did not write: a directory holding
+// another tool's layout, a bundle of other images, or a file of the user's
+// is refused before a byte is written, and left exactly as it was; a
+// bundle of the same images is refreshed in place.
+func TestExportLeavesWhatItDidNotWriteAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, _, refs := seed(t, regtest.Distribution, imagegen.Options{Apps: 1})
+	other := filepath.Join(t.TempDir(), "other")
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs[:1], Output: other, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(t.TempDir(), "foreign")
+	os.CopyFS(foreign, os.DirFS(other))
+	os.Remove(filepath.Join(foreign, layout.FileBundle)) // another tool's layout: no ferry.json
+	notes := t.TempDir()
+	os.WriteFile(filepath.Join(notes, "notes.txt"), []byte("mine"), 0o644)
+	for name, dir := range map[string]string{"a bundle of other images": other, "another tool's layout": foreign, "a user's file": notes} {
+		before := snapshot(t, dir)
+		_, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: dir, Source: plain})
+		if !errors.Is(err, bundle.ErrOutputInUse) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s: export into it: %v", name, err)
+		}
+		after := snapshot(t, dir)
+		if len(after) != len(before) {
+			t.Errorf("%s: %d files before the refused export, %d after", name, len(before), len(after))
+		}
+		for path, content := range before {
+			if after[path] != content {
+				t.Errorf("%s: %s changed", name, path)
+			}
+		}
+	}
+	// The same images again: the bundle is refreshed, nothing fetched twice.
+	res, err := bundle.Export(ctx, bundle.ExportOptions{References: refs[:1], Output: other, Source: plain})
+	if err != nil || res.Summary.Transferred != 0 {
+		t.Fatalf("re-export of the same images: %v, fetched %d", err, res.Summary.Transferred)
+	}
+}
