@@ -117,7 +117,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again.Summary.Transferred != 0 || len(again.Summary.TagsSet) != 0 || len(again.Summary.TagsMoved) != 0 || again.Summary.TagsUnchanged != len(set.Images) {
+			if again.Summary.Sent != 0 || len(again.Summary.TagsSet) != 0 || len(again.Summary.TagsMoved) != 0 || again.Summary.TagsUnchanged != len(set.Images) {
 				t.Errorf("re-import moved something: %+v", again.Summary)
 			}
 		})

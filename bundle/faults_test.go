@@ -306,8 +306,8 @@ func TestReimportOnlyAsks(t *testing.T) {
 			t.Errorf("a re-import sent %d %s request(s)", n, m)
 		}
 	}
-	if methods[http.MethodHead] == 0 || res.Summary.Transferred != 0 {
-		t.Errorf("methods %v, transferred %d", methods, res.Summary.Transferred)
+	if methods[http.MethodHead] == 0 || res.Summary.Sent != 0 {
+		t.Errorf("methods %v, sent %d", methods, res.Summary.Sent)
 	}
 }
 

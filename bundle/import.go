@@ -229,6 +229,12 @@ type importPlan struct {
 	repos     []repoGraph
 	missing   []RepoBlob
 	presentIn map[digest.Digest]string
+	// manifestsMissing holds repository + "@" + digest of each manifest
+	// the destination lacks.
+	manifestsMissing map[string]bool
+	// sent holds each digest the import sends (once, whatever the number
+	// of repositories), for the summary.
+	sent map[digest.Digest]bool
 	// referrers are the bundle's; referrersThere, the keys of those the
 	// destination lists already.
 	referrers      []TargetReferrer
@@ -252,10 +258,14 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 	if res.Tags, err = imp.planTags(ctx, targets, imp.opts.NoOverwrite); err != nil {
 		return nil, err
 	}
-	p := &importPlan{repos: groupByRepository(targets, imp.referrers), referrers: imp.referrers}
+	p := &importPlan{repos: groupByRepository(targets, imp.referrers), referrers: imp.referrers, sent: map[digest.Digest]bool{}}
 	if err := imp.missingBlobs(ctx, p, targets, res); err != nil {
 		return nil, err
 	}
+	if err := imp.headManifests(ctx, p, &res.Summary); err != nil {
+		return nil, err
+	}
+	res.Summary.Blobs, res.Summary.Bytes = countDistinct(p.repos)
 	if p.referrersThere, _, err = imp.discoverable(ctx, p.referrers); err != nil {
 		return nil, err
 	}
@@ -263,6 +273,8 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 		if p.referrersThere[r.key()] {
 			p.referrers[i].Present = true
 			res.Summary.ReferrersPresent++
+		} else {
+			p.send(r.Desc, &res.Summary)
 		}
 	}
 	res.Referrers = p.referrers
@@ -275,7 +287,7 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 // the bundle carries can be found there.
 func (imp *importer) commit(ctx context.Context, p *importPlan, res *ImportResult) error {
 	sum := &res.Summary
-	if err := imp.pushManifests(ctx, p.repos, referrerRoots(p.referrers), sum); err != nil {
+	if err := imp.pushManifests(ctx, p); err != nil {
 		return err
 	}
 	if err := imp.pushReferrers(ctx, p, sum); err != nil {
@@ -398,6 +410,31 @@ type repoGraph struct {
 	name string
 	// descs lists every descriptor, children first, each once.
 	descs []ocispec.Descriptor
+}
+
+// send counts d as sent, once per digest.
+func (p *importPlan) send(d ocispec.Descriptor, sum *ImportSummary) {
+	if !p.sent[d.Digest] {
+		p.sent[d.Digest] = true
+		sum.Sent++
+		sum.SentBytes += d.Size
+	}
+}
+
+// countDistinct counts the distinct digests the repositories receive, and
+// their bytes.
+func countDistinct(repos []repoGraph) (int, int64) {
+	seen := map[digest.Digest]bool{}
+	var n int64
+	for _, r := range repos {
+		for _, d := range r.descs {
+			if !seen[d.Digest] {
+				seen[d.Digest] = true
+				n += d.Size
+			}
+		}
+	}
+	return len(seen), n
 }
 
 // groupByRepository lists what each destination repository receives: its

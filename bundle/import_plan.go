@@ -42,11 +42,11 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 	}
 	sum := &res.Summary
 	var lost []string
+	uploaded := map[digest.Digest]bool{}
 	for i, rb := range all {
 		switch {
 		case state[i] == blobPresent:
-			sum.Skipped++
-			sum.SkippedBytes += rb.Desc.Size
+			sum.InPlace++
 			res.Present = append(res.Present, rb)
 		case state[i] == blobMounted:
 			sum.Mounted++
@@ -54,6 +54,15 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 		case imp.inBundle(rb.Desc):
 			p.missing = append(p.missing, rb)
 			res.Push = append(res.Push, rb)
+			// Sent once, to the first repository that lacks it, unless the
+			// destination holds it elsewhere; mounted into the others.
+			if _, elsewhere := p.presentIn[rb.Desc.Digest]; elsewhere || uploaded[rb.Desc.Digest] {
+				sum.Mounted++
+			} else {
+				uploaded[rb.Desc.Digest] = true
+				sum.Uploads++
+				p.send(rb.Desc, sum)
+			}
 		default:
 			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
 		}

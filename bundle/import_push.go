@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
@@ -41,7 +40,6 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 	imp.prog.Start("push", total)
 	defer imp.prog.Done()
 	var (
-		mu     sync.Mutex
 		failed atomic.Bool
 		eg     errgroup.Group
 	)
@@ -52,13 +50,13 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 				return nil
 			}
 			targets := byDigest[d]
-			from, pushed := p.presentIn[d], false
+			from := p.presentIn[d]
 			if from == "" {
 				if err := imp.pushBlob(ctx, targets[0]); err != nil {
 					failed.Store(true)
 					return err
 				}
-				from, pushed, targets = targets[0].Repository, true, targets[1:]
+				from, targets = targets[0].Repository, targets[1:]
 			} else {
 				imp.prog.Add(targets[0].Desc.Size)
 			}
@@ -68,13 +66,6 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 					return err
 				}
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if pushed {
-				sum.Transferred++
-				sum.TransferredBytes += byDigest[d][0].Desc.Size
-			}
-			sum.Mounted += len(targets)
 			return nil
 		})
 	}
@@ -191,41 +182,70 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 	return imp.c.MountOrUpload(ctx, repo, rb.Desc, from, getContent)
 }
 
-// pushManifests pushes, per repository, every manifest and index the
-// destination lacks, children before parents. Repositories go in parallel.
-func (imp *importer) pushManifests(ctx context.Context, repos []repoGraph, skip map[string]bool, sum *ImportSummary) error {
-	var mu sync.Mutex
+// headManifests asks, per repository, which manifests and indexes the
+// destination lacks (referrers' manifests apart: pushReferrers has them),
+// at most imp.jobs at once, and records them in p. Harbor's policy may hide
+// a manifest from reads (412): it is pushed again, which is harmless.
+func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *ImportSummary) error {
+	type pair struct {
+		repo string
+		desc ocispec.Descriptor
+	}
+	var all []pair
+	skip := referrerRoots(p.referrers)
+	for _, r := range p.repos {
+		for _, d := range r.descs {
+			if layout.IsManifest(d.MediaType) && !skip[r.name+"@"+d.Digest.String()] {
+				all = append(all, pair{r.name, d})
+			}
+		}
+	}
+	missing := make([]bool, len(all))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
-	for _, r := range repos {
+	for i, m := range all {
+		eg.Go(func() error {
+			repo, err := imp.repo(m.repo)
+			if err != nil {
+				return err
+			}
+			ok, err := repo.Manifests().Exists(ectx, m.desc)
+			if harbor.PullBlocked(err) {
+				ok, err = false, nil
+			}
+			missing[i] = !ok
+			return imp.c.Wrap(registry.OpCheckMfst, m.desc.Digest.String()+" in "+m.repo, err)
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	p.manifestsMissing = map[string]bool{}
+	for i, m := range all {
+		if !missing[i] {
+			sum.ManifestsPresent++
+			continue
+		}
+		p.manifestsMissing[m.repo+"@"+m.desc.Digest.String()] = true
+		sum.ManifestsPushed++
+		p.send(m.desc, sum)
+	}
+	return nil
+}
+
+// pushManifests pushes, per repository, every manifest and index the plan
+// found missing, children before parents. Repositories go in parallel.
+func (imp *importer) pushManifests(ctx context.Context, p *importPlan) error {
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, r := range p.repos {
 		eg.Go(func() error {
 			repo, err := imp.repo(r.name)
 			if err != nil {
 				return err
 			}
 			for _, d := range r.descs {
-				if !layout.IsManifest(d.MediaType) || skip[r.name+"@"+d.Digest.String()] {
-					continue
-				}
-				ok, err := repo.Manifests().Exists(ectx, d)
-				if harbor.PullBlocked(err) {
-					// Harbor's policy hides the manifest from reads; a PUT of
-					// the same digest is harmless, so push it.
-					ok, err = false, nil
-				}
-				if err != nil {
-					return imp.c.Wrap(registry.OpCheckMfst, d.Digest.String()+" in "+r.name, err)
-				}
-				mu.Lock()
-				if ok {
-					sum.Skipped++
-					sum.SkippedBytes += d.Size
-				} else {
-					sum.Transferred++
-					sum.TransferredBytes += d.Size
-				}
-				mu.Unlock()
-				if ok {
+				if !p.manifestsMissing[r.name+"@"+d.Digest.String()] {
 					continue
 				}
 				data, _ := imp.graph.Manifest(d.Digest)
@@ -281,8 +301,6 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 			if err := imp.pushFromStream(ctx, desc, r, targets[0].Repository); err != nil {
 				return err
 			}
-			sum.Transferred++
-			sum.TransferredBytes += desc.Size
 			from, targets = targets[0].Repository, targets[1:]
 		} else if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
 			return imp.bundleFault(desc, err)
@@ -292,7 +310,6 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 			if err := imp.mountOrPush(ctx, rb, from); err != nil {
 				return err
 			}
-			sum.Mounted++
 		}
 	}
 	return imp.report.Unseen(seen, imp.tar.Name())

@@ -183,3 +183,54 @@ func TestExportLeavesWhatItDidNotWriteAlone(t *testing.T) {
 		t.Fatalf("re-export of the same images: %v, fetched %d", err, res.Summary.Transferred)
 	}
 }
+
+// Counts add up: an import counts blobs as the export did (distinct,
+// manifests included, the same bytes), repository × blob pairs apart, and
+// a dry run's numbers are the real run's; a re-import sends nothing.
+func TestImportCountsAddUpAndDryRunEqualsTheRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, _, refs := seed(t, regtest.Distribution, imagegen.Options{Apps: 3})
+	out := filepath.Join(t.TempDir(), "b")
+	exp, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: out, Source: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := regtest.New(t, regtest.Distribution)
+	opts := bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: plain}
+	dry := opts
+	dry.DryRun = true
+	plan, err := bundle.Import(ctx, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := bundle.Import(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, p := res.Summary, plan.Summary
+	if s.Blobs != exp.Summary.Blobs || s.Bytes != exp.Summary.Bytes {
+		t.Errorf("import counts %d blobs (%d bytes), export %d (%d)", s.Blobs, s.Bytes, exp.Summary.Blobs, exp.Summary.Bytes)
+	}
+	if s.Sent != s.Blobs || s.SentBytes != s.Bytes {
+		t.Errorf("into an empty registry: sent %d of %d blobs (%d of %d bytes)", s.Sent, s.Blobs, s.SentBytes, s.Bytes)
+	}
+	if s.Uploads == 0 || s.Mounted == 0 {
+		t.Errorf("the shared base is uploaded once and mounted elsewhere: %d uploads, %d mounts", s.Uploads, s.Mounted)
+	}
+	type counts struct{ blobs, sent, uploads, mounted, inPlace, mPushed, mPresent int }
+	of := func(x bundle.ImportSummary) counts {
+		return counts{x.Blobs, x.Sent, x.Uploads, x.Mounted, x.InPlace, x.ManifestsPushed, x.ManifestsPresent}
+	}
+	if of(p) != of(s) || p.SentBytes != s.SentBytes {
+		t.Errorf("the dry run said %+v, the import did %+v", of(p), of(s))
+	}
+	again, err := bundle.Import(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := again.Summary
+	if a.Sent != 0 || a.Uploads != 0 || a.Mounted != 0 || a.InPlace != s.Uploads+s.Mounted || a.ManifestsPresent != s.ManifestsPushed {
+		t.Errorf("a re-import: %+v, after %+v", of(a), of(s))
+	}
+}

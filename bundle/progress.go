@@ -82,20 +82,30 @@ type ExportSummary struct {
 // Throughput is the transferred bytes per second.
 func (s *ExportSummary) Throughput() float64 { return perSecond(s.TransferredBytes, s.Duration) }
 
-// ImportSummary says what an import did.
+// ImportSummary says what an import did (or, in a dry run, would do: the
+// plan decides every count, so a dry run's numbers are the real run's).
+// Blobs are counted the way export counts them: each digest once,
+// manifests included; what happens per destination repository is counted
+// apart, as repository × blob pairs.
 type ImportSummary struct {
 	Images int
 	// Signed says the bundle carries a signature; SignatureVerified, that
 	// it was checked against a key given (VerifyKeys) and verified.
 	Signed, SignatureVerified bool
-	// Transferred counts the blobs and manifests sent in this run.
-	Transferred      int
-	TransferredBytes int64
-	// Skipped counts the blobs and manifests the destination already had.
-	Skipped      int
-	SkippedBytes int64
-	// Mounted counts blobs mounted from another repository at the destination.
-	Mounted int
+	// Blobs and Bytes count the distinct blobs (manifests included) the
+	// bundle's images and referrers need; Sent of them were sent in this
+	// run, and the other Blobs - Sent the destination had already (in
+	// some repository, or, for a delta, where its baseline says).
+	Blobs     int
+	Bytes     int64
+	Sent      int
+	SentBytes int64
+	// Per repository × config or layer: Uploads sent, Mounted from another
+	// repository of the destination, InPlace already there.
+	Uploads, Mounted, InPlace int
+	// Per repository × manifest (referrers' manifests apart):
+	// ManifestsPushed, ManifestsPresent.
+	ManifestsPushed, ManifestsPresent int
 	// ReferrersPushed counts the referrers pushed; ReferrersPresent, those
 	// the destination listed already.
 	ReferrersPushed, ReferrersPresent int
@@ -111,7 +121,7 @@ type ImportSummary struct {
 }
 
 // Throughput is the transferred bytes per second.
-func (s *ImportSummary) Throughput() float64 { return perSecond(s.TransferredBytes, s.Duration) }
+func (s *ImportSummary) Throughput() float64 { return perSecond(s.SentBytes, s.Duration) }
 
 func perSecond(n int64, d time.Duration) float64 {
 	if d <= 0 {

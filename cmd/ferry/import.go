@@ -112,9 +112,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 				fmt.Fprintf(g.out, "  tag   %s: move from %s\n", a.Target.Dest, a.Current)
 			}
 		}
-		var bytes int64
 		for _, rb := range res.Push {
-			bytes += rb.Desc.Size
 			fmt.Fprintf(g.out, "  push             %s  %10s  to %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
 		}
 		for _, rb := range res.Mounted {
@@ -123,7 +121,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		for _, rb := range res.Present {
 			fmt.Fprintf(g.out, "  skip (present)   %s  %10s  in %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
 		}
-		fmt.Fprintf(g.out, "would push %d blob(s), %s; mount %d; %d already at the destination; then manifests and tags\n", len(res.Push), bundle.HumanBytes(bytes), len(res.Mounted), s.Skipped)
+		printCounts(g, s, "would send", "are")
 		return
 	}
 	fmt.Fprintf(g.out, "imported %d image(s) into %s\n", s.Images, opts.To)
@@ -138,11 +136,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 	if len(res.ProjectsCreated) > 0 {
 		fmt.Fprintf(g.out, "  projects:  created %s\n", strings.Join(res.ProjectsCreated, ", "))
 	}
-	fmt.Fprintf(g.out, "  pushed:    %d (%s)\n", s.Transferred, bundle.HumanBytes(s.TransferredBytes))
-	fmt.Fprintf(g.out, "  present:   %d (%s) already at the destination\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))
-	if s.Mounted > 0 {
-		fmt.Fprintf(g.out, "  mounted:   %d from other repositories\n", s.Mounted)
-	}
+	printCounts(g, s, "sent", "were")
 	fmt.Fprintf(g.out, "  referrers: %d pushed, %d already there, every one found there after the import\n", s.ReferrersPushed, s.ReferrersPresent)
 	fmt.Fprintf(g.out, "  tags:      %d set, %d moved, %d unchanged\n", len(s.TagsSet), len(s.TagsMoved), s.TagsUnchanged)
 	for _, t := range s.TagsMoved {
@@ -152,6 +146,16 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		fmt.Fprintf(g.out, "    pushed by digest, no tag: %s (the bundle names it by digest alone)\n", u)
 	}
 	fmt.Fprintf(g.out, "  time:      %s (%s/s)\n", s.Duration.Round(1e6), bundle.HumanBytes(int64(s.Throughput())))
+}
+
+// printCounts renders an import's counts, the same for a dry run and a
+// real one: distinct blobs as export counts them, then what happened per
+// repository, named as such.
+func printCounts(g *globals, s bundle.ImportSummary, sent, were string) {
+	fmt.Fprintf(g.out, "  blobs:     %d (%s), manifests included: %s %d (%s); %d %s at the destination already\n",
+		s.Blobs, bundle.HumanBytes(s.Bytes), sent, s.Sent, bundle.HumanBytes(s.SentBytes), s.Blobs-s.Sent, were)
+	fmt.Fprintf(g.out, "  per repository: %d upload(s), %d mount(s), %d config/layer(s) in place; %d manifest(s) pushed, %d in place\n",
+		s.Uploads, s.Mounted, s.InPlace, s.ManifestsPushed, s.ManifestsPresent)
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the argument.

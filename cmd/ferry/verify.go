@@ -110,13 +110,8 @@ func verifyAgainst(cmd *cobra.Command, g *globals, path string, opts bundle.Impo
 	if err != nil {
 		return err
 	}
-	s := res.Summary
-	var bytes int64
-	for _, rb := range res.Push {
-		bytes += rb.Desc.Size
-	}
-	fmt.Fprintf(g.out, "%s against %s: bundle verified; %d image(s); destination has %d blob(s), %d mountable from other repositories; import would push %d blob(s), %s\n",
-		path, opts.To, s.Images, s.Skipped, s.Mounted, len(res.Push), bundle.HumanBytes(bytes))
+	fmt.Fprintf(g.out, "%s against %s: bundle verified; %d image(s); an import would:\n", path, opts.To, res.Summary.Images)
+	printCounts(g, res.Summary, "send", "are")
 	fmt.Fprintln(g.out, "OK")
 	return nil
 }
