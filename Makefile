@@ -47,7 +47,9 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry skopeo >/dev/null; \
 	fi
 
+# DEMO_PORTS=5000,5001 pins the two registries' ports on 127.0.0.1.
 demo: deps build registry-tool test-tools
+	@echo "demo: building the demo driver"
 	$(GO) run ./testdata/demo -ferry $(BIN) -cosign $(COSIGN)
 
 lint:

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"oras.land/oras-go/v2/registry/remote"
@@ -87,11 +88,14 @@ func (d *demo) start() error {
 		dstKind = regtest.Distribution
 	}
 	step("starting registries")
-	var err error
-	if d.src, err = regtest.Start(d.ctx, regtest.Distribution, filepath.Join(d.work, "internet-registry"), regtest.Options{}); err != nil {
+	ports, err := demoPorts()
+	if err != nil {
 		return err
 	}
-	if d.dst, err = regtest.Start(d.ctx, dstKind, filepath.Join(d.work, "airgap-registry"), regtest.Options{}); err != nil {
+	if d.src, err = regtest.Start(d.ctx, regtest.Distribution, filepath.Join(d.work, "internet-registry"), regtest.Options{Port: ports[0]}); err != nil {
+		return err
+	}
+	if d.dst, err = regtest.Start(d.ctx, dstKind, filepath.Join(d.work, "airgap-registry"), regtest.Options{Port: ports[1]}); err != nil {
 		d.src.Stop()
 		return err
 	}
@@ -102,6 +106,24 @@ func (d *demo) start() error {
 		return err
 	}
 	return d.cosignRun("generate-key-pair")
+}
+
+// demoPorts reads DEMO_PORTS=SRC,DST (ports on 127.0.0.1, for shared
+// hosts); unset picks two free ports.
+func demoPorts() ([2]int, error) {
+	var ports [2]int
+	v := os.Getenv("DEMO_PORTS")
+	if v == "" {
+		return ports, nil
+	}
+	a, b, ok := strings.Cut(v, ",")
+	var err1, err2 error
+	ports[0], err1 = strconv.Atoi(strings.TrimSpace(a))
+	ports[1], err2 = strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || ports[0] <= 0 || ports[1] <= 0 || ports[0] > 65535 || ports[1] > 65535 || ports[0] == ports[1] {
+		return ports, fmt.Errorf("DEMO_PORTS=%q: want two different ports, SRC,DST (e.g. 5000,5001)", v)
+	}
+	return ports, nil
 }
 
 // firstTrip publishes and signs version 1, and carries it in a full bundle.

@@ -73,6 +73,9 @@ type Options struct {
 	ClientCerts bool
 	// Token, when set, makes the server require tokens from this server.
 	Token *TokenServer
+	// Port, when set, is the port on 127.0.0.1 to listen on; zero picks a
+	// free one.
+	Port int
 }
 
 // Start runs a registry of the given kind with its storage under dir and
@@ -85,9 +88,11 @@ func Start(ctx context.Context, kind Kind, dir string, opts Options) (*Server, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	host := fmt.Sprintf("127.0.0.1:%d", port)
 	extra, caFile, certDir, err := securityConfig(dir, opts)
