@@ -59,6 +59,11 @@ type ExportOptions struct {
 	// SignKey, when set, signs ferry.json: ferry.json.sig beside it (a
 	// directory) or right after it (a tarball). Nil writes no signature.
 	SignKey crypto.Signer
+	// IncludeForeign carries foreign and non-distributable layers too,
+	// fetched from the source registry, else from their URLs. False leaves
+	// them out (the manifest travels; the runtime fetches them), as skopeo
+	// and regctl do.
+	IncludeForeign bool
 	// NoReferrers leaves out the signatures, attestations, SBOMs and other
 	// artifacts that refer to the images. False carries them all.
 	NoReferrers bool
@@ -118,6 +123,11 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 		plan.dropKnownReferrers(base)
 	}
 	plan.Blobs = collectBlobs(plan.Images, plan.Referrers)
+	for i := range plan.Blobs {
+		if plan.Blobs[i].Foreign && !opts.IncludeForeign {
+			plan.Blobs[i].Included = false
+		}
+	}
 	if len(opts.Baselines) > 0 {
 		plan.subtract(base)
 	}
@@ -401,6 +411,17 @@ func openSource(ctx context.Context, c *registry.Client, b PlannedBlob) (io.Read
 			continue
 		}
 		return rc, src.Name(), nil
+	}
+	// A foreign layer lives at its URLs, not in the registry.
+	for _, u := range b.Desc.URLs {
+		rc, err := c.FetchURL(ctx, u)
+		if err == nil {
+			return rc, u, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		errs = append(errs, err)
 	}
 	return nil, "", c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String(), errors.Join(errs...))
 }

@@ -42,9 +42,14 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 	}
 	sum := &res.Summary
 	var lost []string
-	uploaded := map[digest.Digest]bool{}
+	uploaded, foreign := map[digest.Digest]bool{}, map[digest.Digest]bool{}
 	for i, rb := range all {
 		switch {
+		case state[i] == blobForeign:
+			if !foreign[rb.Desc.Digest] {
+				foreign[rb.Desc.Digest] = true
+				sum.Foreign++
+			}
 		case state[i] == blobPresent:
 			sum.InPlace++
 			res.Present = append(res.Present, rb)
@@ -79,6 +84,7 @@ const (
 	blobAbsent = iota
 	blobPresent
 	blobMounted // a blob the bundle omits, mounted (dry run: mountable)
+	blobForeign // a foreign layer the bundle leaves out: not asked for
 )
 
 // blobsOf lists the configs and layers each repository needs.
@@ -101,6 +107,10 @@ func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, erro
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, rb := range all {
+		if !imp.inBundle(rb.Desc) && imp.report.LeftOutForeign(rb.Desc) {
+			state[i] = blobForeign
+			continue
+		}
 		eg.Go(func() error {
 			repo, err := imp.repo(rb.Repository)
 			if err != nil {

@@ -250,13 +250,29 @@ func (imp *importer) pushManifests(ctx context.Context, p *importPlan) error {
 				}
 				data, _ := imp.graph.Manifest(d.Digest)
 				if err := repo.Manifests().Push(ectx, d, bytes.NewReader(data)); err != nil {
-					return imp.c.Wrap(registry.OpPushManifest, d.Digest.String()+" to "+r.name, err)
+					return imp.foreignHint(d, imp.c.Wrap(registry.OpPushManifest, d.Digest.String()+" to "+r.name, err))
 				}
 			}
 			return nil
 		})
 	}
 	return eg.Wait()
+}
+
+// foreignHint explains a manifest the registry refused when it has foreign
+// layers: registries keep such manifests only when their URLs are allowed.
+func (imp *importer) foreignHint(d ocispec.Descriptor, err error) error {
+	var re *registry.Error
+	if !errors.As(err, &re) || re.Status() == 0 {
+		return err
+	}
+	for _, c := range imp.graph.Children(d.Digest) {
+		if layout.IsForeign(c) {
+			re.Hint = "the manifest has foreign (non-distributable) layers, and the registry refuses their URLs: allow them in the registry's config (distribution: validation.manifests.urls.allow, or validation.disabled as Harbor sets it)"
+			break
+		}
+	}
+	return err
 }
 
 // pushStream reads every blob of a tarball as it goes by, verified: the ones

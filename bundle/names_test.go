@@ -1,20 +1,26 @@
 package bundle_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
+	"github.com/ferry-oci/ferry/verify"
 )
 
 // The same path and tag on two registries (a mirror of docker.io/x/app:1
@@ -232,5 +238,101 @@ func TestImportCountsAddUpAndDryRunEqualsTheRun(t *testing.T) {
 	a := again.Summary
 	if a.Sent != 0 || a.Uploads != 0 || a.Mounted != 0 || a.InPlace != s.Uploads+s.Mounted || a.ManifestsPresent != s.ManifestsPushed {
 		t.Errorf("a re-import: %+v, after %+v", of(a), of(s))
+	}
+}
+
+// pushWindowsLike pushes to host an image of one ordinary layer and one
+// foreign layer (as Windows base images have) whose bytes only its URL
+// serves, and returns its reference, the foreign layer and a server that
+// serves it.
+func pushWindowsLike(t *testing.T, host string) (string, ocispec.Descriptor) {
+	t.Helper()
+	ctx := context.Background()
+	foreignBytes := []byte(strings.Repeat("licensed base layer ", 4096))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(foreignBytes) }))
+	t.Cleanup(srv.Close)
+	repo, err := remote.NewRepository(host + "/win/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	push := func(mediaType string, data []byte) ocispec.Descriptor {
+		d := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
+		if err := repo.Push(ctx, d, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	config := push("application/vnd.docker.container.image.v1+json", []byte(`{"architecture":"amd64","os":"windows","rootfs":{"type":"layers","diff_ids":[]}}`))
+	app := push("application/vnd.docker.image.rootfs.diff.tar.gzip", []byte("app layer bytes"))
+	foreign := ocispec.Descriptor{MediaType: layout.MediaTypeDockerForeignLayer, Digest: digest.FromBytes(foreignBytes), Size: int64(len(foreignBytes)), URLs: []string{srv.URL + "/base.tar.gz"}}
+	m, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": layout.MediaTypeDockerManifest, "config": config, "layers": []ocispec.Descriptor{foreign, app}})
+	md := ocispec.Descriptor{MediaType: layout.MediaTypeDockerManifest, Digest: digest.FromBytes(m), Size: int64(len(m))}
+	if err := repo.PushReference(ctx, md, bytes.NewReader(m), "1"); err != nil {
+		t.Fatal(err)
+	}
+	return host + "/win/app:1", foreign
+}
+
+// Foreign layers travel as descriptors: by default the manifest travels
+// and the blob does not (it failed with "the source registry does not have
+// it"), verify and import accept the missing blob for that reason, and the
+// image lands; --include-foreign fetches it from its URL; a registry that
+// refuses such manifests is named with the setting that allows them.
+func TestForeignLayersTravelAsDescriptors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := regtest.NewWith(t, regtest.Distribution, regtest.Options{AllowLayerURLs: `^http://127\.0\.0\.1`})
+
+	ref, foreign := pushWindowsLike(t, src.Host)
+	out := filepath.Join(t.TempDir(), "b")
+	res, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{ref}, Output: out, Source: plain})
+	if err != nil {
+		t.Fatalf("export of an image with a foreign layer: %v", err)
+	}
+	if res.Summary.Foreign != 1 {
+		t.Errorf("export left out %d foreign layers, want 1", res.Summary.Foreign)
+	}
+	if _, err := os.Stat(filepath.Join(out, layout.BlobName(foreign.Digest))); err == nil {
+		t.Error("the foreign layer travelled without --include-foreign")
+	}
+	rep, err := verify.Path(ctx, out, verify.Options{})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if !rep.OK() || rep.Foreign != 1 {
+		t.Fatalf("verify: %v, foreign %d", rep.Err(), rep.Foreign)
+	}
+	local := regtest.Options{AllowLayerURLs: `^http://127\.0\.0\.1`}
+	dst := regtest.NewWith(t, regtest.Debian, local)
+	imp, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: plain})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if imp.Summary.Foreign != 1 {
+		t.Errorf("import counted %d foreign layers, want 1", imp.Summary.Foreign)
+	}
+	if got := tags(t, dst.Host, "m/win/app"); len(got) != 1 {
+		t.Errorf("m/win/app has tags %v", got)
+	}
+
+	// --include-foreign: fetched from its URL (the registry lacks it).
+	with := filepath.Join(t.TempDir(), "b")
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{ref}, Output: with, Source: plain, IncludeForeign: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(with, layout.BlobName(foreign.Digest))); err != nil {
+		t.Errorf("--include-foreign did not carry the foreign layer: %v", err)
+	}
+	if rep, err := verify.Path(ctx, with, verify.Options{}); err != nil || !rep.OK() {
+		t.Fatalf("verify with the foreign layer: %v %+v", err, rep)
+	}
+
+	// A registry that refuses layer URLs (distribution's default): the
+	// error names the setting.
+	strict := regtest.New(t, regtest.Distribution)
+	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: strict.Host + "/m", Dest: plain})
+	if err == nil || !strings.Contains(err.Error(), "validation.manifests.urls.allow") {
+		t.Fatalf("import into a registry that refuses layer URLs: %v", err)
 	}
 }

@@ -45,8 +45,11 @@ type PlannedBlob struct {
 	Desc ocispec.Descriptor
 	// Repositories are the source repository paths whose images use it.
 	Repositories []string
-	// Included is false when a baseline says the destination has it.
+	// Included is false when a baseline says the destination has it, or
+	// when it is Foreign and the export does not include foreign layers.
 	Included bool
+	// Foreign is true for a foreign or non-distributable layer.
+	Foreign bool
 
 	// sources are the registry repositories the blob can be fetched from.
 	sources []Reference
@@ -104,7 +107,11 @@ func (p *Plan) summary() ExportSummary {
 	s := ExportSummary{Images: len(p.Images), Referrers: len(p.Referrers), Blobs: len(p.Blobs)}
 	for _, b := range p.Blobs {
 		s.Bytes += b.Desc.Size
-		if !b.Included {
+		switch {
+		case b.Foreign && !b.Included:
+			s.Foreign++
+			s.ForeignBytes += b.Desc.Size
+		case !b.Included:
 			s.Omitted++
 			s.OmittedBytes += b.Desc.Size
 		}
@@ -122,7 +129,7 @@ func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest 
 		m.Referrers = append(m.Referrers, r.record())
 	}
 	for _, b := range p.Blobs {
-		m.Blobs = append(m.Blobs, spec.Blob{Digest: b.Desc.Digest, Size: b.Desc.Size, MediaType: b.Desc.MediaType, Repositories: b.Repositories, Included: b.Included})
+		m.Blobs = append(m.Blobs, spec.Blob{Digest: b.Desc.Digest, Size: b.Desc.Size, MediaType: b.Desc.MediaType, Repositories: b.Repositories, Included: b.Included, Foreign: b.Foreign})
 	}
 	return m
 }
@@ -135,7 +142,7 @@ func collectBlobs(images []PlannedImage, referrers []PlannedReferrer) []PlannedB
 	add := func(src Reference, graph []ocispec.Descriptor) {
 		for _, d := range graph {
 			if _, ok := byDigest[d.Digest]; !ok {
-				byDigest[d.Digest] = &PlannedBlob{Desc: d, Included: true}
+				byDigest[d.Digest] = &PlannedBlob{Desc: d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(d)}
 				repos[d.Digest] = map[string]bool{}
 			}
 			if !repos[d.Digest][src.Repository] {
@@ -222,7 +229,7 @@ func (p *Plan) dropKnownReferrers(base *delta.Baseline) {
 func (p *Plan) subtract(base *delta.Baseline) {
 	for i := range p.Blobs {
 		b := &p.Blobs[i]
-		if b.Manifest() {
+		if b.Manifest() || b.Foreign {
 			continue
 		}
 		repos, ok := base.Has(b.Desc.Digest, b.Desc.Size)

@@ -76,6 +76,10 @@ type ExportSummary struct {
 	// Omitted counts the blobs a baseline said need not travel.
 	Omitted      int
 	OmittedBytes int64
+	// Foreign counts the foreign or non-distributable layers left out
+	// (ExportOptions.IncludeForeign carries them).
+	Foreign      int
+	ForeignBytes int64
 	Duration     time.Duration
 }
 
@@ -100,6 +104,10 @@ type ImportSummary struct {
 	Bytes     int64
 	Sent      int
 	SentBytes int64
+	// Foreign counts the foreign or non-distributable layers the bundle
+	// does not carry and the destination need not hold (the runtime
+	// fetches them from their URLs); they are among Blobs, not Sent.
+	Foreign int
 	// Per repository × config or layer: Uploads sent, Mounted from another
 	// repository of the destination, InPlace already there.
 	Uploads, Mounted, InPlace int

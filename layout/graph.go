@@ -50,6 +50,16 @@ func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	return n.data, true
 }
 
+// Children returns the children of a manifest or index the graph has read.
+func (g *Graph) Children(d digest.Digest) []ocispec.Descriptor {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n, ok := g.nodes[d]; ok {
+		return n.children
+	}
+	return nil
+}
+
 // Walk reads the graph below root through f and returns every descriptor
 // reachable from it, each once, children before parents and root last: the
 // order in which they must be pushed. Only manifests and indexes are fetched
@@ -83,7 +93,7 @@ func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([
 			}
 		}
 		seen[desc.Digest] = true
-		out = append(out, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size})
+		out = append(out, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, URLs: desc.URLs})
 		return nil
 	}
 	if err := ValidateDescriptor(root); err != nil {

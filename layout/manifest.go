@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -24,6 +25,22 @@ const (
 	mediaTypeDockerSchema1JWS   = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 	mediaTypeOCIArtifact        = "application/vnd.oci.artifact.manifest.v1+json"
 )
+
+// Media types of layers that are not to be distributed with their image:
+// Windows base layers and other licensed content, fetched by the runtime
+// from the descriptor's URLs.
+const (
+	MediaTypeDockerForeignLayer  = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+	mediaTypeOCINondistributable = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+)
+
+// IsForeign reports whether a layer is foreign or non-distributable: the
+// docker foreign media type, OCI's nondistributable ones, or any descriptor
+// with URLs. Registries keep the manifest and not the blob; so does ferry,
+// unless asked (--include-foreign).
+func IsForeign(d ocispec.Descriptor) bool {
+	return len(d.URLs) > 0 || d.MediaType == MediaTypeDockerForeignLayer || strings.HasPrefix(d.MediaType, mediaTypeOCINondistributable)
+}
 
 // IsIndex reports whether mediaType is an image index or manifest list.
 func IsIndex(mediaType string) bool {

@@ -156,9 +156,12 @@ type Report struct {
 	// Blobs and Bytes count the distinct blobs hashed (manifests included).
 	Blobs int
 	Bytes int64
-	// Omitted counts blobs ferry.json leaves out of the bundle.
+	// Omitted counts blobs ferry.json leaves out of the bundle because a
+	// baseline holds them; Foreign, the foreign or non-distributable
+	// layers left out.
 	Omitted      int
 	OmittedBytes int64
+	Foreign      int
 	Problems     []Problem
 
 	// users lists the images that use each blob; descs, each blob once.
@@ -244,6 +247,21 @@ func (r *Report) Fault(desc ocispec.Descriptor, err error) error {
 	return r.errWith(r.blobProblemOf(desc.Digest, err))
 }
 
+// LeftOutForeign reports whether the bundle leaves d out as a foreign or
+// non-distributable layer: the destination need not hold it either.
+func (r *Report) LeftOutForeign(d ocispec.Descriptor) bool { return r.foreign(d) }
+
+// foreign reports whether d is a foreign or non-distributable layer that a
+// bundle may leave out for that reason: so ferry.json says, or, in a plain
+// layout, its descriptor does.
+func (r *Report) foreign(d ocispec.Descriptor) bool {
+	if r.Manifest == nil {
+		return layout.IsForeign(d)
+	}
+	b, ok := r.Manifest.Blob(d.Digest)
+	return ok && b.Foreign && !b.Included
+}
+
 // Omitted reports whether ferry.json says d was left out of the bundle.
 func (r *Report) omitted(d digest.Digest) bool {
 	if r.Manifest == nil {
@@ -313,6 +331,8 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 		switch {
 		case ok:
 			present = append(present, d)
+		case rep.foreign(d):
+			rep.Foreign++
 		case rep.omitted(d.Digest):
 			rep.Omitted++
 			rep.OmittedBytes += d.Size

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -233,4 +234,26 @@ func allLoopback(hosts []string) bool {
 		}
 	}
 	return true
+}
+
+// FetchURL GETs a foreign layer from one of its descriptor's URLs (http or
+// https only), with the side's TLS settings and no registry credentials.
+// The caller verifies what it reads.
+func (c *Client) FetchURL(ctx context.Context, u string) (io.ReadCloser, error) {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return nil, fmt.Errorf("%s: only http and https URLs are fetched", u)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.base.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	return resp.Body, nil
 }

@@ -99,8 +99,12 @@ type Blob struct {
 	// whose images reference the blob.
 	Repositories []string `json:"repositories"`
 	// Included is false when the blob was left out because a baseline says
-	// the destination already holds it.
+	// the destination already holds it, or because it is Foreign.
 	Included bool `json:"included"`
+	// Foreign is true for a foreign or non-distributable layer (a Windows
+	// base layer, say): left out unless the export was asked to include it,
+	// and fetched by the runtime from its URLs.
+	Foreign bool `json:"foreign,omitempty"`
 }
 
 // Sort puts images, blobs and repositories in a stable order, so the same

@@ -92,6 +92,7 @@ are written last: a bundle is complete when they are there.`,
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
 	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the bundle (ferry.json.sig) with this key: cosign.key (password in COSIGN_PASSWORD or asked for) or a PEM ECDSA P-256 / Ed25519 private key")
+	cmd.Flags().BoolVar(&opts.IncludeForeign, "include-foreign", false, "carry foreign and non-distributable layers too (Windows base layers), from the source registry or else their URLs; by default only their manifests travel")
 	cmd.Flags().BoolVar(&opts.NoReferrers, "no-referrers", false, "leave out the signatures, attestations, SBOMs and other artifacts that refer to the images")
 	registryFlags(cmd, "src", &opts.Source)
 	return cmd
@@ -138,6 +139,9 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 	fmt.Fprintf(g.out, "  reused:    %d (%s) already in the bundle\n", s.Skipped, bundle.HumanBytes(s.SkippedBytes))
 	if s.Omitted > 0 {
 		fmt.Fprintf(g.out, "  omitted:   %d (%s) per baseline\n", s.Omitted, bundle.HumanBytes(s.OmittedBytes))
+	}
+	if s.Foreign > 0 {
+		fmt.Fprintf(g.out, "  foreign:   %d (%s) foreign or non-distributable layer(s) left out; --include-foreign carries them\n", s.Foreign, bundle.HumanBytes(s.ForeignBytes))
 	}
 	if opts.SignKey != nil {
 		fmt.Fprintf(g.out, "  signed:    ferry.json.sig (check it with ferry verify --key, or cosign verify-blob)\n")

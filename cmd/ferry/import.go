@@ -152,8 +152,12 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 // real one: distinct blobs as export counts them, then what happened per
 // repository, named as such.
 func printCounts(g *globals, s bundle.ImportSummary, sent, were string) {
-	fmt.Fprintf(g.out, "  blobs:     %d (%s), manifests included: %s %d (%s); %d %s at the destination already\n",
-		s.Blobs, bundle.HumanBytes(s.Bytes), sent, s.Sent, bundle.HumanBytes(s.SentBytes), s.Blobs-s.Sent, were)
+	fmt.Fprintf(g.out, "  blobs:     %d (%s), manifests included: %s %d (%s); %d %s at the destination already",
+		s.Blobs, bundle.HumanBytes(s.Bytes), sent, s.Sent, bundle.HumanBytes(s.SentBytes), s.Blobs-s.Sent-s.Foreign, were)
+	if s.Foreign > 0 {
+		fmt.Fprintf(g.out, "; %d foreign layer(s) not carried (the runtime fetches them from their URLs)", s.Foreign)
+	}
+	fmt.Fprintln(g.out)
 	fmt.Fprintf(g.out, "  per repository: %d upload(s), %d mount(s), %d config/layer(s) in place; %d manifest(s) pushed, %d in place\n",
 		s.Uploads, s.Mounted, s.InPlace, s.ManifestsPushed, s.ManifestsPresent)
 }

@@ -76,6 +76,11 @@ type Options struct {
 	// Port, when set, is the port on 127.0.0.1 to listen on; zero picks a
 	// free one.
 	Port int
+	// AllowLayerURLs, a regular expression, is the URLs that foreign layers
+	// may carry (validation.manifests.urls.allow); distribution 2.8 and v3
+	// refuse manifests with foreign layers without it (Harbor turns
+	// validation off).
+	AllowLayerURLs string
 }
 
 // Start runs a registry of the given kind with its storage under dir and
@@ -98,6 +103,9 @@ func Start(ctx context.Context, kind Kind, dir string, opts Options) (*Server, e
 	extra, caFile, certDir, err := securityConfig(dir, opts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.AllowLayerURLs != "" {
+		extra += fmt.Sprintf("validation:\n  manifests:\n    urls:\n      allow:\n        - '%s'\n", opts.AllowLayerURLs)
 	}
 	config := fmt.Sprintf(`version: 0.1
 log:
