@@ -73,6 +73,16 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+func TestHelpListsTheExitCodes(t *testing.T) {
+	t.Parallel()
+	code, out, _ := ferry(t, "--help")
+	for _, want := range []string{"Exit codes", "  2 ", "  3 ", "130"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("ferry --help does not say %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestHelpHasExamples(t *testing.T) {
 	t.Parallel()
 	for _, cmd := range []string{"export", "import", "verify", "inspect"} {

@@ -54,7 +54,20 @@ func newRootCmd(g *globals) *cobra.Command {
 On the connected side, 'ferry export' pulls images from registries into a
 bundle (an OCI image layout). On the air-gapped side, 'ferry import' verifies
 every byte of the bundle and pushes it into the internal registry: blobs
-first, then manifests, then tags; skipping what is already there.`,
+first, then manifests, then signatures and other referrers, then tags;
+skipping what is already there.
+
+Exit codes:
+  0    success
+  1    failure: registry, network, file system; a delta's blobs missing at the
+       destination; a referrer not found there after an import
+  2    usage: flags, arguments, references, --to, an unknown command, a key
+       file, an output directory that holds something else, two images for
+       one tag
+  3    the bundle failed verification, in any form: a file that does not
+       parse, a digest or size, an unsafe tar entry, a document over its cap,
+       a missing part, a missing or bad signature
+  130  interrupted (Ctrl-C, SIGTERM)`,
 		Example: `  ferry export docker.io/library/alpine:3.20 -o ./bundle
   ferry verify ./bundle
   ferry import ./bundle --to harbor.internal/mirror`,
