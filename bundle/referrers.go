@@ -72,6 +72,9 @@ type referrerFinder struct {
 	mu    sync.Mutex
 	seen  map[string]bool     // repository name + "@" + digest
 	tags  map[string][]string // repository name → its cosign tags, or nil when they cannot be listed
+	// indexes holds, per repository name whose tags could be listed, the
+	// referrers-tag-schema tags (sha256-<hex>) there are.
+	indexes map[string]map[string]bool
 	found []PlannedReferrer
 }
 
@@ -87,7 +90,7 @@ type subjectIn struct {
 // image's source repository: the referrers API or its tag schema, and
 // cosign's tags; then what refers to those, level by level.
 func discoverReferrers(ctx context.Context, c *registry.Client, g *layout.Graph, images []PlannedImage, jobs int, logf func(string, ...any)) ([]PlannedReferrer, error) {
-	f := &referrerFinder{c: c, graph: g, jobs: jobs, logf: logf, seen: map[string]bool{}, tags: map[string][]string{}}
+	f := &referrerFinder{c: c, graph: g, jobs: jobs, logf: logf, seen: map[string]bool{}, tags: map[string][]string{}, indexes: map[string]map[string]bool{}}
 	var level []subjectIn
 	for _, img := range images {
 		src := Reference{Registry: img.Source.Registry, Repository: img.Source.Repository}
@@ -152,9 +155,12 @@ func (f *referrerFinder) listTags(ctx context.Context, subjects []subjectIn) err
 			}
 			tags, err := f.c.Tags(ctx, repo)
 			var cosign []string
+			indexes := map[string]bool{}
 			for _, t := range tags {
 				if _, ok := registry.CosignSubject(t); ok {
 					cosign = append(cosign, t)
+				} else if strings.HasPrefix(t, "sha") {
+					indexes[t] = true
 				}
 			}
 			f.mu.Lock()
@@ -167,6 +173,7 @@ func (f *referrerFinder) listTags(ctx context.Context, subjects []subjectIn) err
 				cosign = []string{}
 			}
 			f.tags[name] = cosign
+			f.indexes[name] = indexes
 			return nil
 		})
 	}
@@ -204,9 +211,11 @@ func (f *referrerFinder) referrersOf(ctx context.Context, s subjectIn) ([]Planne
 	if err != nil {
 		return nil, err
 	}
-	listed, err := f.c.Referrers(ctx, repo, s.desc)
-	if err != nil {
-		return nil, err
+	var listed []ocispec.Descriptor
+	if f.mayHaveReferrers(repo, s) {
+		if listed, err = f.c.Referrers(ctx, repo, s.desc); err != nil {
+			return nil, err
+		}
 	}
 	type candidate struct {
 		desc ocispec.Descriptor
@@ -241,6 +250,16 @@ func (f *referrerFinder) referrersOf(ctx context.Context, s subjectIn) ([]Planne
 	f.found = append(f.found, out...)
 	f.mu.Unlock()
 	return out, nil
+}
+
+// mayHaveReferrers is false only when the repository is known to keep
+// referrers in the tag schema and its tag list has no index for s: then
+// there is nothing to ask for.
+func (f *referrerFinder) mayHaveReferrers(repo *registry.Repository, s subjectIn) bool {
+	f.mu.Lock()
+	indexes, listed := f.indexes[s.src.Name()]
+	f.mu.Unlock()
+	return !listed || !f.c.NoReferrersAPI(repo) || indexes[registry.ReferrersTag(s.desc.Digest)]
 }
 
 // cosignTags resolves the cosign tags of a subject that exist.

@@ -74,6 +74,9 @@ type Client struct {
 	// requests that carry their own credentials (Harbor's API).
 	base  *http.Client
 	plain bool
+	// noAPI records, per Repository, whether its registry has no
+	// referrers API (NoReferrersAPI).
+	noAPI sync.Map
 	// repos holds one Repository per host/path: oras-go keeps a
 	// repository's referrers capability and serialises its referrers-index
 	// updates per instance, so every push to one repository must go through

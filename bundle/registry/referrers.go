@@ -23,10 +23,29 @@ func (c *Client) Referrers(ctx context.Context, repo *Repository, subject ocispe
 		out = append(out, page...)
 		return nil
 	})
+	if err == nil {
+		// The call has settled which way the registry answers; a setting
+		// that disagrees is refused, so this tells without changing it.
+		c.noAPI.LoadOrStore(repo, repo.SetReferrersCapability(true) != nil)
+	}
 	if err != nil && (HasCode(err, "NAME_UNKNOWN") || errors.Is(err, errdef.ErrNotFound)) {
 		return nil, nil
 	}
 	return out, c.Wrap(OpReferrers, repo.Reference.Repository+"@"+subject.Digest.String(), err)
+}
+
+// NoReferrersAPI reports whether repo is known to have no referrers API
+// (a Referrers call has found the tag schema instead): then a subject whose
+// sha256-<hex> tag is not in the repository's tag list has no referrers,
+// and need not be asked for.
+func (c *Client) NoReferrersAPI(repo *Repository) bool {
+	v, ok := c.noAPI.Load(repo)
+	return ok && v.(bool)
+}
+
+// ReferrersTag is the referrers tag schema's tag for subject: <alg>-<hex>.
+func ReferrersTag(subject digest.Digest) string {
+	return subject.Algorithm().String() + "-" + subject.Encoded()
 }
 
 // Tags lists every tag of repo, following pages. A repository the registry
