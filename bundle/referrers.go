@@ -69,13 +69,13 @@ type referrerFinder struct {
 	jobs  int
 	logf  func(string, ...any)
 
-	mu    sync.Mutex
-	seen  map[string]bool     // repository name + "@" + digest
-	tags  map[string][]string // repository name → its cosign tags, or nil when they cannot be listed
+	mu   sync.Mutex
+	seen map[string]bool     // repository name + "@" + digest
+	tags map[string][]string // repository name → its cosign tags, or nil when they cannot be listed
 	// indexes holds, per repository name whose tags could be listed, the
 	// referrers-tag-schema tags (sha256-<hex>) there are.
 	indexes map[string]map[string]bool
-	found []PlannedReferrer
+	found   []PlannedReferrer
 }
 
 // subjectIn is one manifest whose referrers are asked for, in the
