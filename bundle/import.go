@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -77,6 +78,9 @@ type ImportResult struct {
 	// Referrers are the signatures, attestations, SBOMs and other
 	// artifacts the bundle carries, and where they go.
 	Referrers []TargetReferrer
+	// Policies are, with Harbor, the content trust policies of the
+	// destination projects and what they make of the bundle.
+	Policies []Policy
 	// Push lists the blobs (not manifests) the destination lacked, per
 	// repository; Present, those it had; Mounted, those a delta omits that
 	// were mounted (in a dry run: found mountable) from another repository.
@@ -156,6 +160,10 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	// 2. plan: what the destination lacks, asked before anything is sent.
 	plan, err := imp.plan(ctx, targets, res)
 	if err != nil {
+		if imp.opts.Harbor || imp.opts.CreateProjects {
+			err = imp.explainUnauthorized(ctx, targets, err)
+		}
+		imp.deleteCreated(ctx, res.ProjectsCreated)
 		return nil, err
 	}
 	// 3. transfer: blobs, each verified before the destination commits it.
@@ -254,6 +262,9 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 		if res.ProjectsCreated, err = harbor.CreateProjects(ctx, imp.c, imp.dest.Registry, repos, imp.prog.Logf); err != nil {
 			return nil, err
 		}
+		if err := imp.probeCreated(ctx, targets, res.ProjectsCreated); err != nil {
+			return nil, err
+		}
 	}
 	if res.Tags, err = imp.planTags(ctx, targets, imp.opts.NoOverwrite); err != nil {
 		return nil, err
@@ -268,6 +279,11 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 	res.Summary.Blobs, res.Summary.Bytes = countDistinct(p.repos)
 	if p.referrersThere, _, err = imp.discoverable(ctx, p.referrers); err != nil {
 		return nil, err
+	}
+	if imp.opts.Harbor || imp.opts.CreateProjects {
+		if err := imp.harborChecks(ctx, p, targets, res); err != nil {
+			return nil, err
+		}
 	}
 	for i, r := range p.referrers {
 		if p.referrersThere[r.key()] {
@@ -493,6 +509,9 @@ type importer struct {
 	referrers []TargetReferrer
 	// sourceHosts are the registries the bundle's images came from.
 	sourceHosts []string
+	// mountedFrom records, per repository + "@" + digest, the repository
+	// an omitted blob was mounted (dry run: found mountable) from.
+	mountedFrom sync.Map
 	dest        Destination
 	jobs        int
 	prog        Progress

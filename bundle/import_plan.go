@@ -156,6 +156,7 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository
 				continue
 			}
 			if ok, err := src.Blobs().Exists(ctx, rb.Desc); err == nil && ok {
+				imp.mountedFrom.Store(rb.Repository+"@"+rb.Desc.Digest.String(), from)
 				return true, nil
 			}
 			continue
@@ -165,6 +166,7 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository
 			return false, err
 		}
 		if ok {
+			imp.mountedFrom.Store(rb.Repository+"@"+rb.Desc.Digest.String(), from)
 			imp.prog.Logf("mounted %s into %s from %s", rb.Desc.Digest, rb.Repository, from)
 			return true, nil
 		}

@@ -127,7 +127,7 @@ func (imp *importer) upload(ctx context.Context, desc ocispec.Descriptor, reposi
 		if rec.err != nil && !errors.Is(rec.err, context.Canceled) {
 			return &bundleErr{rec.err}
 		}
-		return registry.ExpiredDuringUpload(err, attempt)
+		return registry.ExpiredDuringUpload(err, attempt, slot.Opened())
 	}
 	if retry {
 		err = registry.WithRetry(ctx, try)

@@ -147,9 +147,11 @@ func (r *resumingReader) Close() error { return r.rc.Close() }
 var ErrTokenExpired = errors.New("token expired during the upload")
 
 // ExpiredDuringUpload turns a 401 on the first attempt of an upload into
-// ErrTokenExpired; anything else is returned as it is.
-func ExpiredDuringUpload(err error, attempt int) error {
-	if attempt == 0 && Status(err) == http.StatusUnauthorized {
+// ErrTokenExpired, but only after the upload session was opened (opened):
+// a 401 to opening it is credentials without push rights, final at once.
+// Anything else is returned as it is.
+func ExpiredDuringUpload(err error, attempt int, opened bool) error {
+	if attempt == 0 && opened && Status(err) == http.StatusUnauthorized {
 		return fmt.Errorf("%w: %w", ErrTokenExpired, err)
 	}
 	return err

@@ -12,6 +12,8 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // uploadTracker notes where a registry opened an upload session (a POST
@@ -55,6 +57,39 @@ func (t uploadTracker) Do(req *http.Request) (*http.Response, error) {
 func WithUploadSlot(ctx context.Context) (context.Context, *uploadSlot) {
 	slot := &uploadSlot{}
 	return context.WithValue(ctx, uploadKey{}, slot), slot
+}
+
+// Opened reports whether a request under the slot's context opened an
+// upload session.
+func (s *uploadSlot) Opened() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.location != nil
+}
+
+// ProbeUpload asks repo whether these credentials may push to it, before
+// anything is sent: it opens an upload session and cancels it. It returns
+// the registry's refusal (a *Error), or nil.
+func (c *Client) ProbeUpload(ctx context.Context, repo *Repository) error {
+	ref := repo.Reference
+	ctx = auth.AppendRepositoryScope(ctx, ref, auth.ActionPull, auth.ActionPush)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Scheme()+"://"+ref.Registry+"/v2/"+ref.Repository+"/blobs/uploads/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.auth.Do(req)
+	if err != nil {
+		return c.Wrap(OpPushBlob, "(a probe) to "+ref.Repository, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return c.Wrap(OpPushBlob, "(a probe) to "+ref.Repository, &errcode.ErrorResponse{Method: req.Method, URL: req.URL, StatusCode: resp.StatusCode})
+	}
+	if loc, err := resp.Location(); err == nil {
+		slot := &uploadSlot{location: loc}
+		c.CancelUpload(ctx, slot)
+	}
+	return nil
 }
 
 // CancelUpload deletes the upload session recorded in slot, if any. It

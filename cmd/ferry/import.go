@@ -122,6 +122,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 			fmt.Fprintf(g.out, "  skip (present)   %s  %10s  in %s\n", rb.Desc.Digest, bundle.HumanBytes(rb.Desc.Size), rb.Repository)
 		}
 		printCounts(g, s, "would send", "are")
+		printPolicies(g, res.Policies)
 		return
 	}
 	fmt.Fprintf(g.out, "imported %d image(s) into %s\n", s.Images, opts.To)
@@ -137,6 +138,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 		fmt.Fprintf(g.out, "  projects:  created %s\n", strings.Join(res.ProjectsCreated, ", "))
 	}
 	printCounts(g, s, "sent", "were")
+	printPolicies(g, res.Policies)
 	fmt.Fprintf(g.out, "  referrers: %d pushed, %d already there, every one found there after the import\n", s.ReferrersPushed, s.ReferrersPresent)
 	fmt.Fprintf(g.out, "  tags:      %d set, %d moved, %d unchanged\n", len(s.TagsSet), len(s.TagsMoved), s.TagsUnchanged)
 	for _, t := range s.TagsMoved {
@@ -151,6 +153,16 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 // printCounts renders an import's counts, the same for a dry run and a
 // real one: distinct blobs as export counts them, then what happened per
 // repository, named as such.
+func printPolicies(g *globals, policies []bundle.Policy) {
+	for _, p := range policies {
+		if len(p.Unsigned) == 0 {
+			fmt.Fprintf(g.out, "  policy:    Harbor project %s allows only signed images (%s): every image of the bundle is signed\n", p.Project, p.Trust)
+			continue
+		}
+		fmt.Fprintf(g.out, "  policy:    Harbor project %s allows only signed images (%s): %d image(s) without a signature will not be pulled: %s\n", p.Project, p.Trust, len(p.Unsigned), strings.Join(p.Unsigned, ", "))
+	}
+}
+
 func printCounts(g *globals, s bundle.ImportSummary, sent, were string) {
 	fmt.Fprintf(g.out, "  blobs:     %d (%s), manifests included: %s %d (%s); %d %s at the destination already",
 		s.Blobs, bundle.HumanBytes(s.Bytes), sent, s.Sent, bundle.HumanBytes(s.SentBytes), s.Blobs-s.Sent-s.Foreign, were)
