@@ -161,6 +161,24 @@ func (h *harborFront) registry(w http.ResponseWriter, r *http.Request, reg *regt
 	return false
 }
 
+// movedTagBundle exports another team/app1:v1 than exportSet's: importing
+// it moves that tag.
+func movedTagBundle(t *testing.T) string {
+	t.Helper()
+	src := regtest.New(t, regtest.Distribution)
+	v2, _ := imagegen.Generate(imagegen.Options{Version: 2})
+	v2.Images = v2.Images[1:2] // team/app1
+	v2.Images[0].Tag = "v1"
+	if err := v2.Push(context.Background(), src.Host); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "v2")
+	if _, err := bundle.Export(context.Background(), bundle.ExportOptions{References: []string{v2.Images[0].Reference(src.Host)}, Output: out, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestHarborRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -195,17 +213,7 @@ func TestHarborRules(t *testing.T) {
 	}
 
 	// A tag that would move is immutable: Harbor says 412, ferry says why.
-	src2 := regtest.New(t, regtest.Distribution)
-	v2, _ := imagegen.Generate(imagegen.Options{Version: 2})
-	v2.Images = v2.Images[1:2] // team/app1
-	v2.Images[0].Tag = "v1"
-	if err := v2.Push(ctx, src2.Host); err != nil {
-		t.Fatal(err)
-	}
-	out2 := filepath.Join(t.TempDir(), "v2")
-	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{v2.Images[0].Reference(src2.Host)}, Output: out2, Source: plain}); err != nil {
-		t.Fatal(err)
-	}
+	out2 := movedTagBundle(t)
 	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out2, To: h.host + "/mirror", Dest: admin})
 	if err == nil || !strings.Contains(err.Error(), "immutable") || !strings.Contains(err.Error(), "team/app1:v1") {
 		t.Fatalf("moving an immutable tag: %v", err)
@@ -365,17 +373,7 @@ func TestHarborChecksBeforeTheFirstPush(t *testing.T) {
 		"tag_selectors":[{"kind":"doublestar","decoration":"matches","pattern":"v*"}],
 		"scope_selectors":{"repository":[{"kind":"doublestar","decoration":"repoMatches","pattern":"team/**"}]}}]`
 	h.mu.Unlock()
-	src2 := regtest.New(t, regtest.Distribution)
-	v2, _ := imagegen.Generate(imagegen.Options{Version: 2})
-	v2.Images = v2.Images[1:2] // team/app1
-	v2.Images[0].Tag = "v1"
-	if err := v2.Push(ctx, src2.Host); err != nil {
-		t.Fatal(err)
-	}
-	out2 := filepath.Join(t.TempDir(), "v2")
-	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{v2.Images[0].Reference(src2.Host)}, Output: out2, Source: plain}); err != nil {
-		t.Fatal(err)
-	}
+	out2 := movedTagBundle(t)
 	before := countFiles(t, storage)
 	for _, dryRun := range []bool{true, false} {
 		_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out2, To: h.host + "/mirror", Dest: admin, Harbor: true, DryRun: dryRun})
