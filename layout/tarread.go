@@ -49,7 +49,14 @@ type TarReader struct {
 	dataStart int64
 	section   func(off, n int64) (io.ReadCloser, error)
 	offsets   map[digest.Digest]int64
+	// limit bounds the uncompressed bytes the tarball can hold, from its
+	// size on the medium (a gzip stream expands at most 1032 times); -1
+	// when unknown (standard input). No entry may declare more.
+	limit int64
 }
+
+// maxDeflateRatio is the most deflate can compress: 1032 to 1.
+const maxDeflateRatio = 1032
 
 // ErrNotReopenable: a blob of a compressed tarball, or of standard input,
 // cannot be read a second time.
@@ -89,10 +96,11 @@ func (h *Head) Exists(desc ocispec.Descriptor) bool {
 // standard input.
 func OpenTar(p string) (*TarReader, error) {
 	var (
-		r       io.Reader
-		closer  io.Closer
-		where   = func() string { return "" }
-		section func(off, n int64) (io.ReadCloser, error) // reads again
+		r        io.Reader
+		closer   io.Closer
+		where    = func() string { return "" }
+		section  func(off, n int64) (io.ReadCloser, error) // reads again
+		onMedium = int64(-1)                               // bytes of the tarball on the medium
 	)
 	switch base := SplitBase(p); {
 	case p == "-":
@@ -103,6 +111,7 @@ func OpenTar(p string) (*TarReader, error) {
 			return nil, err
 		}
 		r, closer, where, section = vr, vr, vr.Current, vr.Section
+		onMedium = vr.Size()
 	default:
 		f, err := os.Open(p)
 		if err != nil {
@@ -110,6 +119,7 @@ func OpenTar(p string) (*TarReader, error) {
 		}
 		r, closer = f, f
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			onMedium = fi.Size()
 			section = func(off, n int64) (io.ReadCloser, error) {
 				f, err := os.Open(p)
 				if err != nil {
@@ -131,6 +141,12 @@ func OpenTar(p string) (*TarReader, error) {
 	tr.closer, tr.where = closer, where
 	if !tr.gzipped {
 		tr.section = section
+	}
+	if onMedium >= 0 {
+		tr.limit = onMedium
+		if tr.gzipped {
+			tr.limit = onMedium * maxDeflateRatio
+		}
 	}
 	return tr, nil
 }
@@ -154,7 +170,7 @@ func NewTarReader(r io.Reader, name string) (*TarReader, error) {
 	}
 	pos := &posReader{r: src}
 	return &TarReader{name: name, where: func() string { return "" }, tr: tar.NewReader(pos), seen: map[string]bool{},
-		pos: pos, gzipped: gzipped, offsets: map[digest.Digest]int64{}}, nil
+		pos: pos, gzipped: gzipped, offsets: map[digest.Digest]int64{}, limit: -1}, nil
 }
 
 // Close closes the files behind the reader.
@@ -212,10 +228,18 @@ func (t *TarReader) next() (*tar.Header, error) {
 			continue
 		case tar.TypeReg:
 		default:
-			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: type %q is not a regular file (links, devices and FIFOs are refused)", ErrUnsafeEntry, string(hdr.Typeflag)))
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: type %q is not a regular file (links, devices, FIFOs and sparse files are refused)", ErrUnsafeEntry, string(hdr.Typeflag)))
+		}
+		if sparse(hdr) {
+			// Its bytes in the tarball are not its content: a few bytes on the
+			// medium could declare a terabyte of zeros. ferry never writes one.
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: a sparse file (ferry never writes one; its declared size is not on the medium)", ErrUnsafeEntry))
 		}
 		if hdr.Size < 0 {
 			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: negative size", ErrUnsafeEntry))
+		}
+		if t.limit >= 0 && t.pos.n+hdr.Size > t.limit {
+			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: it declares %d bytes, more than the rest of the bundle can hold (%d bytes on the medium)", ErrUnsafeEntry, hdr.Size, t.limit-t.pos.n))
 		}
 		if t.seen[name] {
 			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: the entry appears twice", ErrUnsafeEntry))
@@ -401,9 +425,7 @@ func (t *TarReader) NextBlob() (ocispec.Descriptor, io.Reader, error) {
 		if err != nil {
 			return ocispec.Descriptor{}, nil, t.wrap(hdr.Name, err)
 		}
-		if !sparse(hdr) {
-			t.offsets[d] = t.dataStart
-		}
+		t.offsets[d] = t.dataStart
 		name := hdr.Name
 		t.last = entryReader{vr, func(err error) error { return t.wrap(name, err) }}
 		return desc, t.last, nil
@@ -454,8 +476,7 @@ func (t *TarReader) Reopen(ctx context.Context, desc ocispec.Descriptor) (io.Rea
 func (t *TarReader) CanReopen() bool { return t.section != nil }
 
 // sparse reports whether an entry's data is stored sparse (PAX GNU.sparse
-// records): its bytes in the file are not its content, so it is never read
-// again from an offset.
+// records): its bytes in the file are not its content.
 func sparse(hdr *tar.Header) bool {
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, "GNU.sparse.") {

@@ -238,6 +238,7 @@ func parseSums(r io.Reader, name string) (map[string]string, error) {
 // sha256 against the sums file when it reaches the volume's end.
 type VolumeReader struct {
 	base  string
+	size  int64 // of every volume together, on the medium
 	names []string
 	sums  map[string]string
 	i     int
@@ -264,17 +265,25 @@ func OpenVolumes(base string) (*VolumeReader, error) {
 		names = append(names, VolumeName(base, i))
 	}
 	var missing []string
+	var size int64
 	for _, n := range names {
-		if _, err := os.Stat(n); err != nil {
+		fi, err := os.Stat(n)
+		if err != nil {
 			missing = append(missing, n)
+			continue
 		}
+		size += fi.Size()
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("%w: missing volume(s) %s of %d", ErrVolume, strings.Join(missing, ", "), len(names))
 	}
-	return &VolumeReader{base: base, names: names, sums: sums}, nil
+	return &VolumeReader{base: base, size: size, names: names, sums: sums}, nil
 }
+
+// Size is the bytes of the whole set on the medium: no entry of its
+// tarball can be larger.
+func (v *VolumeReader) Size() int64 { return v.size }
 
 // Current is the volume being read.
 func (v *VolumeReader) Current() string {

@@ -1,0 +1,83 @@
+package layout
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// rawHeader is a ustar header block built by hand, for entries Go's tar
+// writer refuses to write.
+func rawHeader(name string, typeflag byte, size int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:], name)
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], "00000000000\x00")
+	copy(b[148:], "        ")
+	b[156] = typeflag
+	copy(b[257:], "ustar\x0000")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+func pad(b []byte) []byte {
+	if n := len(b) % 512; n != 0 {
+		b = append(b, make([]byte, 512-n)...)
+	}
+	return b
+}
+
+func paxRecord(k, v string) string {
+	rec := fmt.Sprintf(" %s=%s\n", k, v)
+	n := len(rec)
+	for len(fmt.Sprint(n+len(fmt.Sprint(n)))) != len(fmt.Sprint(n)) {
+		n++
+	}
+	return fmt.Sprintf("%d%s", n+len(fmt.Sprint(n)), rec)
+}
+
+// A sparse entry (PAX GNU.sparse 1.0) declaring a terabyte in a few
+// hundred bytes is refused before its body is read, and so is any entry
+// that declares more bytes than the file holds.
+func TestTarReaderRefusesWhatTheMediumCannotHold(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pax := paxRecord("GNU.sparse.major", "1") + paxRecord("GNU.sparse.minor", "0") +
+		paxRecord("GNU.sparse.name", "blobs/sha256/"+strings.Repeat("a", 64)) + paxRecord("GNU.sparse.realsize", "1099511627776")
+	var sparse []byte
+	sparse = append(sparse, rawHeader("PaxHeaders/x", 'x', int64(len(pax)))...)
+	sparse = append(sparse, pad([]byte(pax))...)
+	sparse = append(sparse, rawHeader("GNUSparseFile.0/x", '0', 512)...)
+	sparse = append(sparse, pad([]byte("1\n0\n0\n"))...)
+	sparse = append(sparse, make([]byte, 1024)...)
+	big := append(rawHeader("blobs/sha256/"+strings.Repeat("b", 64), '0', 10<<20), make([]byte, 1536)...)
+	for name, data := range map[string][]byte{"sparse": sparse, "oversized": big} {
+		path := filepath.Join(dir, name+".tar")
+		os.WriteFile(path, data, 0o644)
+		tr, err := OpenTar(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tr.ReadHead()
+		tr.Close()
+		if !errors.Is(err, ErrUnsafeEntry) {
+			t.Errorf("%s: %v, want ErrUnsafeEntry", name, err)
+		}
+		if name == "sparse" && (err == nil || !strings.Contains(err.Error(), "sparse")) {
+			t.Errorf("the error should say the entry is sparse: %v", err)
+		}
+		if name == "oversized" && (err == nil || !strings.Contains(err.Error(), "more than the rest of the bundle can hold")) {
+			t.Errorf("the error should say the entry is larger than the medium: %v", err)
+		}
+	}
+}
