@@ -329,6 +329,10 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			return nil, nil, err
 		}
 		switch {
+		case ok && rep.omitted(d.Digest):
+			// As a tarball refuses it: the bundle must hold what ferry.json
+			// says it holds, no more (an import would push it).
+			rep.blobProblem(d.Digest, errors.New("ferry.json marks this blob as omitted, yet it is in the bundle"))
 		case ok:
 			present = append(present, d)
 		case rep.foreign(d):
@@ -483,6 +487,8 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: fmt.Errorf("ferry.json says %d bytes, the manifest says %d", b.Size, d.Size)})
 		case !b.Included && layout.IsManifest(d.MediaType):
 			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: errors.New("ferry.json marks a manifest as omitted; manifests always travel")})
+		case b.MediaType != "" && b.MediaType != d.MediaType:
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: fmt.Errorf("ferry.json says media type %q, the manifest says %q", b.MediaType, d.MediaType)})
 		}
 	}
 	for _, b := range m.Blobs {

@@ -121,6 +121,33 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 			t.Fatalf("omitted blob: %v, omitted %d", rep.Err(), rep.Omitted)
 		}
 	})
+	t.Run("ferry.json omits a blob the directory holds", func(t *testing.T) {
+		// A tarball refuses such an entry; a directory did not, and an
+		// import pushed the blob ferry.json says is omitted.
+		var layer digest.Digest
+		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
+			for i := range m.Blobs {
+				if m.Blobs[i].MediaType == ocispec.MediaTypeImageLayerGzip {
+					m.Blobs[i].Included = false
+					layer = m.Blobs[i].Digest
+					break
+				}
+			}
+		})
+		wantProblem(t, check(t, root), layer.Encoded(), "marks this blob as omitted, yet it is in the bundle", "")
+	})
+	t.Run("ferry.json media type disagrees with the manifest", func(t *testing.T) {
+		set, _ := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		layer := topLayer(t, set)
+		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
+			for i := range m.Blobs {
+				if m.Blobs[i].Digest == layer.Digest {
+					m.Blobs[i].MediaType = "application/vnd.oci.image.config.v1+json"
+				}
+			}
+		})
+		wantProblem(t, check(t, root), layer.Digest.String(), "media type", "team/app1")
+	})
 	t.Run("ferry.json size disagrees", func(t *testing.T) {
 		set, _ := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
 		layer := topLayer(t, set)

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -188,9 +191,15 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", name, ErrInvalid, fmt.Sprintf(format, args...))
 	}
+	if !utf8.Valid(data) {
+		return nil, invalid("not valid UTF-8")
+	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, invalid("does not parse: %v", err)
+	}
+	if err := requireBlobKeys(data); err != nil {
+		return nil, invalid("%v", err)
 	}
 	if m.MediaType != MediaType {
 		return nil, fmt.Errorf("%s: %w: mediaType %q (this ferry reads %q; a newer bundle needs a newer ferry)", name, ErrUnsupported, m.MediaType, MediaType)
@@ -244,6 +253,44 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 	}
 	m.Sort()
 	return &m, nil
+}
+
+// blobKeys are the keys every blob entry has; a reader that met an entry
+// without one would take its zero value (a misspelled "included" reads
+// as false: omitted).
+var blobKeys = []string{"digest", "size", "included"}
+
+// requireBlobKeys refuses a blob entry that lacks one of blobKeys, naming
+// the keys it has that ferry does not know (the misspelling, most often).
+// Unknown keys elsewhere are ignored, as the format says.
+func requireBlobKeys(data []byte) error {
+	var raw struct {
+		Blobs []map[string]json.RawMessage `json:"blobs"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	known := map[string]bool{"digest": true, "size": true, "mediaType": true, "included": true, "repositories": true, "foreign": true}
+	for i, b := range raw.Blobs {
+		for _, k := range blobKeys {
+			if _, ok := b[k]; ok {
+				continue
+			}
+			var unknown []string
+			for have := range b {
+				if !known[have] {
+					unknown = append(unknown, strconv.Quote(have))
+				}
+			}
+			sort.Strings(unknown)
+			why := ""
+			if len(unknown) > 0 {
+				why = " (it has " + strings.Join(unknown, ", ") + ", which ferry does not know: misspelled?)"
+			}
+			return fmt.Errorf("blobs[%d] has no %q%s", i, k, why)
+		}
+	}
+	return nil
 }
 
 // ReadCapped reads all of r, refusing more than limit bytes with an error

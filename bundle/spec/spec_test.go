@@ -26,6 +26,8 @@ func TestParse(t *testing.T) {
 		"listed twice":    {strings.Replace(valid, `"blobs":[`, `"blobs":[{"digest":"`+d.String()+`","size":1},`, 1), ErrInvalid},
 		"oversized":       {valid[:len(valid)-1] + `,"pad":"` + strings.Repeat("x", MaxSize) + `"}`, ErrTooLarge},
 		"not JSON":        {"[", ErrInvalid},
+		"invalid UTF-8":   {strings.Replace(valid, "docker.io", "docker\xff.io", 1), ErrInvalid},
+		"misspelled key":  {strings.Replace(valid, `"included":true`, `"inclued":true`, 1), ErrInvalid},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
