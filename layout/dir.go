@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -90,7 +91,7 @@ func (d *Dir) Close() error {
 }
 
 func (d *Dir) checkLayoutFile() error {
-	f, err := os.Open(filepath.Join(d.root, FileOCILayout))
+	f, err := openRegular(filepath.Join(d.root, FileOCILayout))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%s: %w: no %s file (is this a bundle?): %w", d.root, ErrInvalidLayout, FileOCILayout, fs.ErrNotExist)
@@ -139,7 +140,7 @@ func (d *Dir) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("blob %s: %w (%s)", desc.Digest, ErrBlobNotFound, BlobName(desc.Digest))
@@ -167,7 +168,7 @@ func (d *Dir) OpenChecked(desc ocispec.Descriptor) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening blob %s: %w", desc.Digest, err)
 	}
@@ -194,7 +195,7 @@ func (d *Dir) Exists(desc ocispec.Descriptor) (bool, error) {
 		return false, err
 	}
 	if !fi.Mode().IsRegular() {
-		return false, nil
+		return true, fmt.Errorf("%s: %w (it is a %s)", BlobName(desc.Digest), ErrNotRegular, fileKind(fi.Mode()))
 	}
 	if fi.Size() != desc.Size {
 		return true, fmt.Errorf("%w: the file has %d bytes, the descriptor says %d", ErrSizeMismatch, fi.Size(), desc.Size)
@@ -295,7 +296,7 @@ func (d *Dir) Sync() error {
 
 // Index reads and checks index.json.
 func (d *Dir) Index() (*ocispec.Index, error) {
-	f, err := os.Open(filepath.Join(d.root, FileIndex))
+	f, err := openRegular(filepath.Join(d.root, FileIndex))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w: no %s: the bundle is incomplete (an export that did not finish? run it again)", d.root, ErrIncomplete, FileIndex)
 	}
@@ -343,12 +344,56 @@ func (d *Dir) WriteSignature(sig []byte) error {
 }
 
 func readFileCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	// Refused by its size, before a byte of it is read.
+	if fi, err := f.Stat(); err == nil && fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, fi.Size(), limit)
+	}
 	return spec.ReadCapped(f, limit, path)
+}
+
+// ErrNotRegular: a bundle file that is a FIFO, a device, a directory or a
+// socket (or a symlink to one). It is refused, not opened: reading a FIFO
+// would block forever. It matches ErrInvalidLayout.
+var ErrNotRegular = fmt.Errorf("%w: not a regular file", ErrInvalidLayout)
+
+// openRegular opens a file of the bundle for reading only if it is a
+// regular file. A symlink is followed, to a regular file inside or outside
+// the bundle (its bytes are verified like any other). The open itself does
+// not block: a FIFO is opened non-blocking, then refused.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w (it is a %s)", path, ErrNotRegular, fileKind(fi.Mode()))
+	}
+	return f, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return m.Type().String()
 }
 
 // WriteBundleManifest writes ferry.json atomically.

@@ -322,7 +322,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 		}
 		ok, err := src.Exists(d)
 		switch {
-		case errors.Is(err, layout.ErrSizeMismatch):
+		case errors.Is(err, layout.ErrSizeMismatch), errors.Is(err, layout.ErrNotRegular):
 			rep.blobProblem(d.Digest, err)
 			continue
 		case err != nil:
