@@ -318,7 +318,10 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 				return err
 			}
 			from, targets = targets[0].Repository, targets[1:]
-		} else if _, err := io.Copy(io.Discard, countingReader{r, imp.prog}); err != nil {
+		} else if _, err := layout.Copy(io.Discard, layout.ContextReader(ctx, countingReader{r, imp.prog})); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return imp.bundleFault(desc, err)
 		}
 		seen[desc.Digest] = true

@@ -454,6 +454,10 @@ type readCloser struct {
 	io.Closer
 }
 
+// ContextReader is r, stopping with ctx's error once ctx is done: a long
+// copy ends on Ctrl-C between two reads.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader stops a long copy when its context is cancelled.
 type ctxReader struct {
 	ctx context.Context

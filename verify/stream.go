@@ -114,7 +114,10 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 			rep.add(Problem{Err: err})
 			return rep, nil
 		}
-		if _, err := io.Copy(w, r); err != nil {
+		if _, err := layout.Copy(w, layout.ContextReader(ctx, r)); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			rep.blobProblem(desc.Digest, err)
 			return rep, nil
 		}

@@ -5,10 +5,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -21,8 +23,26 @@ func main() {
 			defer f.Close()
 		}
 	}
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, os.Args[1:], os.Stdout, os.Stderr) }()
+	var code int
+	select {
+	case code = <-done:
+	case <-ctx.Done():
+		// Everything stops on its context; what cannot (a read from a
+		// stalled pipe blocks in the kernel) gets a second, then ferry exits.
+		select {
+		case code = <-done:
+		case <-time.After(interruptGrace):
+			fmt.Fprintln(os.Stderr, "ferry: interrupted (a read that was waiting did not end within a second; exiting)")
+			code = exitInterrupted
+		}
+	}
 	pprof.StopCPUProfile()
 	stop()
 	os.Exit(code)
 }
+
+// interruptGrace is how long ferry waits, after Ctrl-C or SIGTERM, for the
+// work under way to stop on its own before it exits anyway.
+const interruptGrace = time.Second
