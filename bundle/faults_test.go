@@ -2,6 +2,7 @@ package bundle_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
+	"github.com/opencontainers/go-digest"
 )
 
 // once reports true the first time it sees a key.
@@ -363,5 +365,29 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	}
 	if n := posts.Load(); n != 1 {
 		t.Errorf("a 403 was tried %d times", n)
+	}
+}
+
+// A registry that answers a manifest push with success but keeps nothing
+// cannot produce a reported success: import checks, after the tags, that
+// every tag it set resolves to its image and every manifest it pushed is
+// there.
+func TestImportChecksTheDestinationKeptWhatItAccepted(t *testing.T) {
+	t.Parallel()
+	_, set, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	victim := set.Images[1].Repository // team/app1
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v2/m/"+victim+"/manifests/") {
+			body, _ := io.ReadAll(r.Body)
+			w.Header().Set("Docker-Content-Digest", digest.FromBytes(body).String())
+			w.WriteHeader(http.StatusCreated) // and keep nothing
+			return true
+		}
+		return false
+	})
+	_, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain})
+	if !errors.Is(err, bundle.ErrNotKept) || !strings.Contains(err.Error(), "m/"+victim) {
+		t.Fatalf("import into a registry that keeps nothing of %s: %v", victim, err)
 	}
 }

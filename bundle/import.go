@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/errdef"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/registry/harbor"
@@ -312,7 +314,91 @@ func (imp *importer) commit(ctx context.Context, p *importPlan, res *ImportResul
 	if err := imp.pushTags(ctx, res.Tags, sum); err != nil {
 		return err
 	}
+	if err := imp.checkLanded(ctx, p, res.Tags); err != nil {
+		return err
+	}
 	return imp.checkReferrers(ctx, p.referrers)
+}
+
+// ErrNotKept: the destination accepted a push it does not hold.
+var ErrNotKept = errors.New("the destination does not hold what it accepted")
+
+// checkLanded trusts, but checks: every tag this import set or moved
+// resolves to its image, and every manifest it pushed is there, so a
+// registry that accepted an upload it did not keep cannot produce a
+// reported success. What was there already is not asked again.
+func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagAction) error {
+	type check struct {
+		repo, what string
+		fn         func(context.Context, *registry.Repository) (bool, error)
+	}
+	var checks []check
+	for _, a := range tags {
+		if a.Current == a.Target.Root.Digest {
+			continue
+		}
+		a := a
+		checks = append(checks, check{a.Target.Dest.Repository, "tag " + a.Target.Dest.String(), func(ctx context.Context, repo *registry.Repository) (bool, error) {
+			d, err := repo.Resolve(ctx, a.Target.Dest.Tag)
+			if harbor.PullBlocked(err) {
+				return true, nil // a policy hides it: nothing to check with
+			}
+			return err == nil && d.Digest == a.Target.Root.Digest, ignoreNotFound(err)
+		}})
+	}
+	for _, r := range p.repos {
+		for _, d := range r.descs {
+			if !p.manifestsMissing[r.name+"@"+d.Digest.String()] {
+				continue
+			}
+			d := d
+			checks = append(checks, check{r.name, "manifest " + d.Digest.String() + " in " + r.name, func(ctx context.Context, repo *registry.Repository) (bool, error) {
+				ok, err := repo.Manifests().Exists(ctx, d)
+				if harbor.PullBlocked(err) {
+					return true, nil
+				}
+				return ok, err
+			}})
+		}
+	}
+	var mu sync.Mutex
+	var lost []string
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(imp.jobs)
+	for _, c := range checks {
+		eg.Go(func() error {
+			repo, err := imp.repo(c.repo)
+			if err != nil {
+				return err
+			}
+			ok, err := c.fn(ectx, repo)
+			if err != nil {
+				return imp.c.Wrap(registry.OpCheckMfst, c.what, err)
+			}
+			if !ok {
+				mu.Lock()
+				lost = append(lost, c.what)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	if len(lost) > 0 {
+		sort.Strings(lost)
+		return fmt.Errorf("%w: after the import, the registry at %s does not have:\n  - %s\nit answered each push with success; check its storage and logs, then import again",
+			ErrNotKept, imp.dest.Registry, strings.Join(lost, "\n  - "))
+	}
+	return nil
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, errdef.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // transfer moves the blobs the destination lacks. Every blob is verified
@@ -358,7 +444,8 @@ func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 		case strings.Contains(img.Name, "/"):
 			src, err := ParseReference(img.Name)
 			if err != nil {
-				return nil, fmt.Errorf("bundle image %q: %w", img.Name, err)
+				// A name inside the bundle is the bundle's fault, not the user's.
+				return nil, fmt.Errorf("%w: bundle image %q: %v", verify.ErrBundleInvalid, img.Name, err)
 			}
 			if t.Dest, err = dest.Rewrite(src); err != nil {
 				return nil, err

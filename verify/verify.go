@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/distribution/reference"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -363,6 +366,11 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 			img.Subject = digest.Digest(s)
 			img.Name = "referrer " + root.Digest.String()
 		}
+		if img.Subject == "" {
+			if err := checkName(img.Name, root); err != nil {
+				rep.add(Problem{Digest: root.Digest, File: layout.FileIndex, Images: []string{img.Name}, Err: err})
+			}
+		}
 		graph, err := rep.Graph.Walk(ctx, f, root)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -516,6 +524,27 @@ func (rep *Report) blobProblemOf(d digest.Digest, err error) Problem {
 	sort.Strings(images)
 	return Problem{Digest: d, File: layout.BlobName(d), Images: images, Err: err}
 }
+
+// checkName refuses an image name that no registry would take: a full
+// reference that does not parse, or a bare tag outside the tag grammar. (A
+// name that is the entry's digest means "no name".)
+func checkName(name string, root ocispec.Descriptor) error {
+	if name == root.Digest.String() {
+		return nil
+	}
+	if strings.Contains(name, "/") {
+		if _, err := reference.ParseNormalizedNamed(name); err != nil {
+			return fmt.Errorf("invalid reference name %q: %v", name, err)
+		}
+		return nil
+	}
+	if !tagName.MatchString(name) {
+		return fmt.Errorf("invalid tag name %q: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", name)
+	}
+	return nil
+}
+
+var tagName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
 // RefName is the name an index.json entry gives its image: the full
 // reference. ferry writes it in both org.opencontainers.image.ref.name and

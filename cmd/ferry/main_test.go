@@ -395,3 +395,33 @@ func TestMalformedMetadataExitsThreeInEveryForm(t *testing.T) {
 		}
 	}
 }
+
+// An invalid reference name inside a bundle is the bundle's fault: verify
+// reports it and import refuses it, both with exit 3 (import exited 2, and
+// verify said OK).
+func TestInvalidNameInsideABundleExitsThree(t *testing.T) {
+	t.Parallel()
+	src := regtest.New(t, regtest.Distribution)
+	set, _ := imagegen.Generate(imagegen.Options{Apps: 1})
+	if err := set.Push(context.Background(), src.Host); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	if code, _, stderr := ferry(t, "export", set.Images[1].Reference(src.Host), "-o", dir, "--src-plain-http"); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, bad := range []string{src.Host + "/Team/App1:v1", src.Host + "/team/app1:-v1"} {
+		d := filepath.Join(t.TempDir(), "b")
+		os.CopyFS(d, os.DirFS(dir))
+		p := filepath.Join(d, layout.FileIndex)
+		good := set.Images[1].Reference(src.Host)
+		data := strings.ReplaceAll(string(mustRead(t, p)), good, bad)
+		os.Chmod(p, 0o644)
+		os.WriteFile(p, []byte(data), 0o644)
+		for _, cmd := range [][]string{{"verify", d}, {"import", d, "--to", "127.0.0.1:1/x", "--dest-plain-http"}} {
+			if code, _, stderr := ferry(t, cmd...); code != exitInvalid || !strings.Contains(stderr, "invalid") {
+				t.Errorf("%s of a bundle naming %q: exit %d, want %d\n%s", cmd[0], bad, code, exitInvalid, stderr)
+			}
+		}
+	}
+}
