@@ -48,6 +48,11 @@ type sink interface {
 // configs and layers. Nothing is staged on disk and memory stays flat; the
 // output appears only when every blob has been verified.
 func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, meta metadata) (err error) {
+	// An interrupted run left its temp file or volumes (up to 4 GiB each
+	// with --split-size fat32): they go before this run writes its own.
+	if err := layout.RemoveStaleTemps(opts.Output); err != nil {
+		return err
+	}
 	var out sink
 	if opts.SplitSize > 0 {
 		if out, err = layout.NewSplitWriter(opts.Output, opts.SplitSize); err != nil {

@@ -81,3 +81,52 @@ func TestTarReaderRefusesWhatTheMediumCannotHold(t *testing.T) {
 		}
 	}
 }
+
+// A split set: a volume cut short is named as the short one (not the next,
+// where the stream runs out); a set without its sums file says how to
+// import it anyway; the temp volumes an interrupted split export left are
+// removed by the next one, and nothing else is.
+func TestSplitSetShortVolumesMissingSumsAndStaleTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := filepath.Join(dir, "s.tar")
+	sw, err := NewSplitWriter(base, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.Write([]byte(strings.Repeat("x", 350)))
+	if err := sw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(VolumeName(base, 1), 0o644)
+	os.Truncate(VolumeName(base, 1), 90)
+	_, err = OpenVolumes(base)
+	if !errors.Is(err, ErrVolume) || !strings.Contains(err.Error(), VolumeName(base, 1)+" is short") {
+		t.Errorf("a short volume: %v", err)
+	}
+	os.Remove(base + SumsSuffix)
+	_, err = OpenVolumes(base)
+	if !errors.Is(err, ErrVolume) || !strings.Contains(err.Error(), "cat "+base+".0* > "+base) {
+		t.Errorf("no sums file: %v", err)
+	}
+
+	// Temp files of an interrupted export of s.tar, and a file of the user's.
+	stale := []string{TempPrefix + "s.tar.003-123", TempPrefix + "s.tar-456", TempPrefix + "s.tar.sha256sums-7"}
+	keep := []string{TempPrefix + "other.tar-1", "s.tar.notes"}
+	for _, n := range append(stale, keep...) {
+		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
+	}
+	if err := RemoveStaleTemps(base); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			t.Errorf("%s is still there", n)
+		}
+	}
+	for _, n := range keep {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s was removed: %v", n, err)
+		}
+	}
+}

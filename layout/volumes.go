@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -188,9 +189,43 @@ func (s *SplitWriter) Abort() {
 	}
 }
 
+// RemoveStaleTemps removes the temp files an interrupted write of path
+// left in its directory: of the file itself, or of its split volumes
+// (path.000, …). They are ferry's own (TempPrefix); nothing else is
+// touched.
+func RemoveStaleTemps(path string) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // nothing there yet
+	}
+	for _, e := range entries {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, TempPrefix+base)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if strings.HasPrefix(rest, "-") || volumeTemp.MatchString(rest) || strings.HasPrefix(rest, SumsSuffix+"-") {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var volumeTemp = regexp.MustCompile(`^\.\d{3}-`)
+
 // readSums reads the sums file of a split set.
 func readSums(path string) (map[string]string, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		base := strings.TrimSuffix(path, SumsSuffix)
+		return nil, fmt.Errorf("%w: no checksum file %s: ferry reads a split set with it, to check every volume; to import without it, join the volumes (cat %s.0* > %s) and import %s: every blob is still verified", ErrVolume, path, base, base, base)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: checksum file: %v", ErrVolume, err)
 	}
@@ -265,18 +300,30 @@ func OpenVolumes(base string) (*VolumeReader, error) {
 		names = append(names, VolumeName(base, i))
 	}
 	var missing []string
-	var size int64
-	for _, n := range names {
+	var size, full int64
+	sizes := make([]int64, len(names))
+	for i, n := range names {
 		fi, err := os.Stat(n)
 		if err != nil {
 			missing = append(missing, n)
 			continue
 		}
+		sizes[i] = fi.Size()
 		size += fi.Size()
+		if i < len(names)-1 {
+			full = max(full, fi.Size())
+		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return nil, fmt.Errorf("%w: missing volume(s) %s of %d", ErrVolume, strings.Join(missing, ", "), len(names))
+	}
+	// Every volume but the last has exactly the split size: a shorter one
+	// is the one cut short (a copy that stopped, a full stick).
+	for i, n := range names[:len(names)-1] {
+		if sizes[i] < full {
+			return nil, fmt.Errorf("%w: %s is short: %d bytes, where every volume but the last has %d (a copy cut short?)", ErrVolume, n, sizes[i], full)
+		}
 	}
 	return &VolumeReader{base: base, size: size, names: names, sums: sums}, nil
 }
