@@ -100,6 +100,9 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	for _, r := range refs {
 		hosts = append(hosts, r.Registry)
 	}
+	if opts.Source.Log == nil {
+		opts.Source.Log = progressOrNone(opts.Progress).Logf
+	}
 	c, err := registry.New(registry.Source, opts.Source, hosts...)
 	if err != nil {
 		return nil, err

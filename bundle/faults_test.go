@@ -2,8 +2,11 @@ package bundle_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -389,5 +392,91 @@ func TestImportChecksTheDestinationKeptWhatItAccepted(t *testing.T) {
 	_, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain})
 	if !errors.Is(err, bundle.ErrNotKept) || !strings.Contains(err.Error(), "m/"+victim) {
 		t.Fatalf("import into a registry that keeps nothing of %s: %v", victim, err)
+	}
+}
+
+// logLines is a Progress that keeps what it is told to log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Start(string, int64) {}
+func (l *logLines) Add(int64)           {}
+func (l *logLines) Done()               {}
+func (l *logLines) Logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+func (l *logLines) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// A registry that accepts the connection and never answers: the wait shows
+// on the progress line while it lasts, it is bounded by the timeout, and
+// the error names the host, the request and how long it waited (it was 5
+// minutes of silence a request, 5 attempts).
+func TestStallsAreVisibleAndBounded(t *testing.T) {
+	t.Parallel()
+	_, _, out := exportSet(t, regtest.Distribution)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	host := l.Addr().String()
+	log := &logLines{}
+	_, err = bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: host + "/m", Dest: registry.Options{PlainHTTP: true, Timeout: 3 * time.Second}, Progress: log})
+	var stall *registry.StallError
+	if !errors.As(err, &stall) || stall.Host != host || stall.Waited < 3*time.Second || !strings.Contains(err.Error(), host) || !strings.Contains(err.Error(), "--timeout") {
+		t.Fatalf("import into a registry that never answers: %v", err)
+	}
+	if !strings.Contains(log.all(), "waiting for "+host) {
+		t.Errorf("no wait was shown on the progress line:\n%s", log.all())
+	}
+}
+
+// --debug logs each registry request, with no credential in it.
+func TestDebugLogsRequestsWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	_, _, out := exportSet(t, regtest.Distribution)
+	const secret = "s3cret-pass"
+	dst := regtest.NewWith(t, regtest.Distribution, regtest.Options{Users: map[string]string{"alice": secret}})
+	log := &logLines{}
+	if _, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: dst.Host + "/m", Dest: registry.Options{PlainHTTP: true, Credentials: "alice:" + secret, Debug: true}, Progress: log}); err != nil {
+		t.Fatal(err)
+	}
+	all := log.all()
+	if !strings.Contains(all, "debug: HEAD http://"+dst.Host+"/v2/m/") || !strings.Contains(all, "debug: PUT http://"+dst.Host+"/v2/m/") || !strings.Contains(all, "201 Created") {
+		t.Errorf("--debug does not log the requests:\n%.2000s", all)
+	}
+	if strings.Contains(all, secret) || strings.Contains(all, base64.StdEncoding.EncodeToString([]byte("alice:"+secret))) {
+		t.Error("--debug logged the password")
+	}
+	if strings.Contains(all, "_state=") && !strings.Contains(all, "_state=REDACTED") {
+		t.Error("--debug logged an upload's state unredacted")
 	}
 }

@@ -135,6 +135,9 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 		return nil, err
 	}
 	dest.KeepHost = opts.KeepHost
+	if opts.Dest.Log == nil {
+		opts.Dest.Log = progressOrNone(opts.Progress).Logf
+	}
 	c, err := registry.New(registry.Destination, opts.Dest, dest.Registry)
 	if err != nil {
 		return nil, err

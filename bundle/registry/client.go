@@ -49,6 +49,16 @@ type Options struct {
 	AuthFile string
 	// UserAgent is sent with every request; empty means oras-go's default.
 	UserAgent string
+	// Timeout bounds how long one request waits for the registry's answer;
+	// zero means DefaultTimeout.
+	Timeout time.Duration
+	// Log receives the requests that wait (a stall) and, with Debug, every
+	// request; nil means silence.
+	Log func(format string, args ...any)
+	// Debug logs every request to Log: method, URL (secrets redacted),
+	// status, duration; each retry is a request of its own. Credentials and
+	// tokens are never logged.
+	Debug bool
 }
 
 // Sentinel errors; test with errors.Is.
@@ -91,7 +101,15 @@ type Client struct {
 func New(side Side, opts Options, hosts ...string) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 32
-	transport.ResponseHeaderTimeout = 5 * time.Minute
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	transport.ResponseHeaderTimeout = timeout
+	logf := opts.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
 	tlsConf, err := tlsConfig(opts)
 	if err != nil {
 		return nil, side.wrapOption(err)
@@ -101,7 +119,7 @@ func New(side Side, opts Options, hosts ...string) (*Client, error) {
 	if err != nil {
 		return nil, side.wrapOption(err)
 	}
-	base := &http.Client{Transport: retry.NewTransport(transport)}
+	base := &http.Client{Transport: retry.NewTransport(watch{next: transport, timeout: timeout, logf: logf, debug: opts.Debug})}
 	ac := &auth.Client{
 		Client:     base,
 		Cache:      auth.NewCache(),

@@ -52,8 +52,12 @@ stripped, so the file can be carried out and used directly:
 					repos = append(repos, r.Repository)
 				}
 			}
+			prog := newProgress(g)
+			if prog != nil {
+				reg.Log = prog.Logf
+			}
 			opts := delta.InventoryOptions{Registry: dest.Registry, Client: reg, Prefix: dest.Prefix, Repositories: dedupe(repos), Jobs: g.jobs}
-			if prog := newProgress(g); prog != nil {
+			if prog != nil {
 				opts.Progress = prog
 			}
 			m, err := delta.WriteInventory(cmd.Context(), output, opts)

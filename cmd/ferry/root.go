@@ -146,6 +146,12 @@ func registryFlags(cmd *cobra.Command, side string, o *registry.Options) {
 // connectionFlags binds the TLS, HTTP and auth-file flags, named with prefix.
 func connectionFlags(cmd *cobra.Command, prefix, what string, o *registry.Options) {
 	cmd.Flags().BoolVar(&o.PlainHTTP, prefix+"plain-http", false, "talk plain HTTP to "+what)
+	if cmd.Flags().Lookup("timeout") == nil {
+		cmd.Flags().DurationVar(&o.Timeout, "timeout", registry.DefaultTimeout, "how long one request waits for a registry's answer before ferry gives up on it (a stall shows on the progress line meanwhile)")
+	}
+	if cmd.Flags().Lookup("debug") == nil {
+		cmd.Flags().BoolVar(&o.Debug, "debug", false, "log every registry request: method, URL, status, duration, retries (credentials and tokens are never logged)")
+	}
 	cmd.Flags().StringVar(&o.CAFile, prefix+"ca-file", "", "PEM file of CA certificates to trust for "+what)
 	cmd.Flags().StringVar(&o.CertDir, prefix+"cert-dir", "", "certs.d-style directory for "+what+": *.crt CAs, client.cert + client.key for mutual TLS")
 	cmd.Flags().Var((*verifyFlag)(&o.InsecureSkipTLSVerify), prefix+"tls-verify", "verify "+what+"'s TLS certificate (--"+prefix+"tls-verify=false for the brave)")
