@@ -1,12 +1,16 @@
 package layout
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // rawHeader is a ustar header block built by hand, for entries Go's tar
@@ -128,5 +132,40 @@ func TestSplitSetShortVolumesMissingSumsAndStaleTemps(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
 			t.Errorf("%s was removed: %v", n, err)
 		}
+	}
+}
+
+// A ferry.json over its cap is refused by its size, before it is read: it
+// must not cost the cap's worth of memory (and more to decode) to refuse.
+func TestOversizedFerryJSONIsRefusedByItsSize(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, FileOCILayout), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	f, _ := os.Create(filepath.Join(dir, FileBundle))
+	f.Truncate(spec.MaxSize + 1) // sparse on disk: no bytes written
+	f.Close()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = d.BundleFile()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an oversized ferry.json: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Errorf("refusing it allocated %d bytes", grew)
+	}
+	// In a tarball, its header says so.
+	hdr := rawHeader(FileBundle, '0', spec.MaxSize+1)
+	path := filepath.Join(dir, "b.tar")
+	os.WriteFile(path, append(hdr, make([]byte, 1024)...), 0o644)
+	tr, err := NewTarReader(bytes.NewReader(append(hdr, make([]byte, 1024)...)), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.ReadHead(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("an oversized ferry.json entry: %v", err)
 	}
 }

@@ -309,6 +309,9 @@ func (t *TarReader) ReadHead() (*Head, error) {
 			}
 			continue
 		case FileBundle:
+			if hdr.Size > spec.MaxSize { // refused by its header, before a byte is read
+				return nil, t.wrap("", fmt.Errorf("%s: %w: %d bytes, more than %d", hdr.Name, ErrTooLarge, hdr.Size, spec.MaxSize))
+			}
 			if h.ManifestFile, err = spec.ReadCapped(t.tr, spec.MaxSize, hdr.Name); err != nil {
 				return nil, t.wrap("", err)
 			}
