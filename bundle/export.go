@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/delta"
 	"github.com/ferry-oci/ferry/layout"
 )
@@ -198,6 +199,15 @@ func (e *exporter) write(ctx context.Context, opts ExportOptions) error {
 	meta, err := m.Marshal()
 	if err != nil {
 		return err
+	}
+	// What import would refuse is refused now, before a byte is written.
+	index, err := layout.MarshalIndex(e.plan.index())
+	if err != nil {
+		return err
+	}
+	if len(index) > layout.MaxIndexSize || len(meta) > spec.MaxSize {
+		return fmt.Errorf("%w: index.json would be %s and ferry.json %s; a bundle reader takes at most %s and %s: export fewer images into each bundle",
+			layout.ErrTooLarge, HumanBytes(int64(len(index))), HumanBytes(int64(len(meta))), HumanBytes(layout.MaxIndexSize), HumanBytes(spec.MaxSize))
 	}
 	var sig []byte
 	if opts.SignKey != nil {

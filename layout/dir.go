@@ -410,10 +410,10 @@ func (d *Dir) WriteBundleFile(data []byte) error {
 	return WriteFileBytes(filepath.Join(d.root, FileBundle), 0o644, data)
 }
 
-// ParseIndex reads an index.json of at most MaxManifestSize bytes and checks
+// ParseIndex reads an index.json of at most MaxIndexSize bytes and checks
 // every descriptor in it.
 func ParseIndex(r io.Reader, name string) (*ocispec.Index, error) {
-	data, err := spec.ReadCapped(r, MaxManifestSize, name)
+	data, err := spec.ReadCapped(r, MaxIndexSize, name)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ferry-oci/ferry/bundle/spec"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // rawHeader is a ustar header block built by hand, for entries Go's tar
@@ -167,5 +169,30 @@ func TestOversizedFerryJSONIsRefusedByItsSize(t *testing.T) {
 	}
 	if _, err := tr.ReadHead(); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("an oversized ferry.json entry: %v", err)
+	}
+}
+
+// No cliff at 11,000 references: index.json has a cap of its own, sized
+// for tens of thousands of images (it was read through the 4 MiB manifest
+// cap, so a bundle that exported fine could not be read back).
+func TestLargeIndexIsRead(t *testing.T) {
+	t.Parallel()
+	idx := &ocispec.Index{}
+	for i := range 20000 {
+		d := digest.FromString(fmt.Sprint(i))
+		name := fmt.Sprintf("registry.example.com/team-%d/application-%d:v1.2.%d", i%300, i, i)
+		idx.Manifests = append(idx.Manifests, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: 1234,
+			Annotations: map[string]string{ocispec.AnnotationRefName: name, "io.containerd.image.name": name}})
+	}
+	data, err := MarshalIndex(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) <= MaxManifestSize {
+		t.Fatalf("the test index is only %d bytes", len(data))
+	}
+	got, err := ParseIndex(bytes.NewReader(data), FileIndex)
+	if err != nil || len(got.Manifests) != 20000 {
+		t.Fatalf("an index of 20,000 references (%d bytes): %v", len(data), err)
 	}
 }

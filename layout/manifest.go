@@ -16,6 +16,17 @@ import (
 // (ferry.json has its own cap, spec.MaxSize.)
 const MaxManifestSize = 4 << 20
 
+// MaxIndexSize caps index.json, which has an entry for every image and
+// referrer of a bundle: about 300 bytes each, so some 200,000. (It was read
+// through MaxManifestSize: a bundle of ~11,000 references exported fine and
+// then could not be imported.)
+const MaxIndexSize = 64 << 20
+
+// MaxHeadManifests caps the manifests a tarball's head holds in all (they
+// are kept in memory to plan from): a few KiB an image, so hundreds of
+// thousands of images.
+const MaxHeadManifests = 512 << 20
+
 // Docker media types that registries still serve and that ferry carries
 // unchanged.
 const (

@@ -341,7 +341,7 @@ func (t *TarReader) ReadHead() (*Head, error) {
 			t.pending = hdr
 			break
 		}
-		if desc.Size > MaxManifestSize || total+desc.Size > spec.MaxSize {
+		if desc.Size > MaxManifestSize || total+desc.Size > MaxHeadManifests {
 			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: manifest of %d bytes", ErrTooLarge, desc.Size))
 		}
 		total += desc.Size
