@@ -314,6 +314,25 @@ func TestReimportOnlyAsks(t *testing.T) {
 	if methods[http.MethodHead] == 0 || res.Summary.Sent != 0 {
 		t.Errorf("methods %v, sent %d", methods, res.Summary.Sent)
 	}
+	// What is below a tag already at its image is provably there: a
+	// re-import of N images costs at most 1.5 N requests (it HEADed every
+	// blob in every repository), and --verify-first still checks it all.
+	total := 0
+	for _, n := range methods {
+		total += n
+	}
+	if limit := len(res.Targets) * 3 / 2; total > limit {
+		t.Errorf("a re-import of %d images sent %d requests, more than %d", len(res.Targets), total, limit)
+	}
+	mu.Lock()
+	methods = map[string]int{}
+	mu.Unlock()
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain, VerifyFirst: true}); err != nil {
+		t.Fatal(err)
+	}
+	if methods[http.MethodHead] <= len(res.Targets) {
+		t.Errorf("--verify-first asked only %d HEADs: it should check every blob", methods[http.MethodHead])
+	}
 }
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {

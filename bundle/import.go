@@ -274,6 +274,7 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 	if res.Tags, err = imp.planTags(ctx, targets, imp.opts.NoOverwrite); err != nil {
 		return nil, err
 	}
+	imp.known = provablyThere(targets, res.Tags, imp.opts)
 	p := &importPlan{repos: groupByRepository(targets, imp.referrers), referrers: imp.referrers, sent: map[digest.Digest]bool{}}
 	if err := imp.missingBlobs(ctx, p, targets, res); err != nil {
 		return nil, err
@@ -518,6 +519,28 @@ type repoGraph struct {
 	descs []ocispec.Descriptor
 }
 
+// provablyThere is what the destination provably holds: everything below
+// an image whose tag already points at it, in its repository, since a
+// registry stores a manifest only once everything it references is there
+// (and ferry pushes children first). A re-import then costs one tag lookup
+// an image, and a delta requests in proportion to what changed. A dry run
+// (verify --against) and --verify-first check everything instead.
+func provablyThere(targets []Target, tags []TagAction, opts ImportOptions) map[string]bool {
+	known := map[string]bool{}
+	if opts.DryRun || opts.VerifyFirst {
+		return known
+	}
+	for _, a := range tags {
+		if a.Current == "" || a.Current != a.Target.Root.Digest {
+			continue
+		}
+		for _, d := range a.Target.Graph {
+			known[a.Target.Dest.Repository+"@"+d.Digest.String()] = true
+		}
+	}
+	return known
+}
+
 // send counts d as sent, once per digest.
 func (p *importPlan) send(d ocispec.Descriptor, sum *ImportSummary) {
 	if !p.sent[d.Digest] {
@@ -599,6 +622,9 @@ type importer struct {
 	referrers []TargetReferrer
 	// sourceHosts are the registries the bundle's images came from.
 	sourceHosts []string
+	// known holds repository + "@" + digest of what is provably at the
+	// destination already (provablyThere): never asked for.
+	known map[string]bool
 	// mountedFrom records, per repository + "@" + digest, the repository
 	// an omitted blob was mounted (dry run: found mountable) from.
 	mountedFrom sync.Map

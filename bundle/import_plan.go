@@ -103,12 +103,17 @@ func blobsOf(repos []repoGraph) []RepoBlob {
 // headBlobs asks the destination, at most imp.jobs at once, whether each
 // repository has each blob, and mounts there the blobs the bundle omits.
 func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, error) {
+	// No request for what imp.known proves is there.
 	state := make([]int, len(all))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, rb := range all {
 		if !imp.inBundle(rb.Desc) && imp.report.LeftOutForeign(rb.Desc) {
 			state[i] = blobForeign
+			continue
+		}
+		if imp.known[rb.Repository+"@"+rb.Desc.Digest.String()] {
+			state[i] = blobPresent // below a manifest the repository holds: provably there
 			continue
 		}
 		eg.Go(func() error {

@@ -204,6 +204,9 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, m := range all {
+		if imp.known[m.repo+"@"+m.desc.Digest.String()] {
+			continue // provably there
+		}
 		eg.Go(func() error {
 			repo, err := imp.repo(m.repo)
 			if err != nil {

@@ -359,7 +359,7 @@ func TestParseIndex(t *testing.T) {
 		"layer in index": strings.Replace(good, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageLayerGzip, 1),
 		"bad digest":     strings.Replace(good, d.String(), "sha256:ABC", 1),
 		"negative size":  strings.Replace(good, `"size":1`, `"size":-5`, 1),
-		"oversized":      `{"schemaVersion":2,"x":"` + strings.Repeat("a", MaxManifestSize) + `"}`,
+		"oversized":      `{"schemaVersion":2,"x":"` + strings.Repeat("a", MaxIndexSize) + `"}`,
 		"truncated JSON": good[:40],
 	} {
 		if _, err := ParseIndex(strings.NewReader(in), "index.json"); err == nil {
