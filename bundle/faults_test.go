@@ -499,3 +499,68 @@ func TestDebugLogsRequestsWithoutSecrets(t *testing.T) {
 		t.Error("--debug logged an upload's state unredacted")
 	}
 }
+
+// concurrency is a proxy hook that records, for requests match picks, the
+// most that were in flight at once. Each such request waits (5 s at most)
+// for a second one to arrive: sent one after another, they never overlap;
+// sent at once, they meet.
+type concurrency struct {
+	mu       sync.Mutex
+	inFlight int
+	most     int
+	met      chan struct{}
+	once     sync.Once
+}
+
+func (c *concurrency) hold() {
+	c.mu.Lock()
+	c.inFlight++
+	c.most = max(c.most, c.inFlight)
+	if c.inFlight >= 2 {
+		c.once.Do(func() { close(c.met) })
+	}
+	c.mu.Unlock()
+	select {
+	case <-c.met:
+	case <-time.After(5 * time.Second):
+	}
+	c.mu.Lock()
+	c.inFlight--
+	c.mu.Unlock()
+}
+
+// Tag lookups, tag pushes and the mounts of a shared layer run in
+// parallel, not one after another.
+func TestTagsAndMountsRunInParallel(t *testing.T) {
+	t.Parallel()
+	_, set, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	kinds := map[string]*concurrency{}
+	for _, k := range []string{"tag lookup", "tag push", "mount"} {
+		kinds[k] = &concurrency{met: make(chan struct{})}
+	}
+	isTag := func(r *http.Request) bool {
+		ref := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		return strings.Contains(r.URL.Path, "/manifests/") && !strings.HasPrefix(ref, "sha256:")
+	}
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == http.MethodHead && isTag(r):
+			kinds["tag lookup"].hold()
+		case r.Method == http.MethodPut && isTag(r):
+			kinds["tag push"].hold()
+		case r.Method == http.MethodPost && r.URL.Query().Get("mount") != "":
+			kinds["mount"].hold()
+		}
+		return false
+	})
+	if _, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain}); err != nil {
+		t.Fatal(err)
+	}
+	assertImported(t, set, dst.Host, "m")
+	for k, c := range kinds {
+		if c.most < 2 {
+			t.Errorf("%s: at most %d in flight at once; they ran one after another", k, c.most)
+		}
+	}
+}

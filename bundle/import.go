@@ -625,6 +625,9 @@ type importer struct {
 	// known holds repository + "@" + digest of what is provably at the
 	// destination already (provablyThere): never asked for.
 	known map[string]bool
+	// sources caches, per digest, the repositories an omitted blob may be
+	// mounted from (mountSources).
+	sources sync.Map
 	// mountedFrom records, per repository + "@" + digest, the repository
 	// an omitted blob was mounted (dry run: found mountable) from.
 	mountedFrom sync.Map

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -180,20 +179,40 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository
 }
 
 // mountSources are the destination repositories an omitted blob may be
-// mounted from: where ferry.json says it lives, mapped through --to.
+// mounted from: where ferry.json says it lives, mapped through --to, but
+// the repository itself. The list is made once a digest (a base layer may
+// live in hundreds of repositories, each of which asks).
 func (imp *importer) mountSources(rb RepoBlob) []string {
+	all, ok := imp.sources.Load(rb.Desc.Digest)
+	if !ok {
+		all, _ = imp.sources.LoadOrStore(rb.Desc.Digest, imp.candidates(rb.Desc.Digest))
+	}
+	var out []string
+	for _, to := range all.([]string) {
+		if to != rb.Repository {
+			out = append(out, to)
+		}
+	}
+	return out
+}
+
+// candidates lists, each once, the destination repositories ferry.json
+// says blob d lives in.
+func (imp *importer) candidates(d digest.Digest) []string {
 	m := imp.report.Manifest
 	if m == nil {
 		return nil
 	}
-	b, ok := m.Blob(rb.Desc.Digest)
+	b, ok := m.Blob(d)
 	if !ok {
 		return nil
 	}
 	var out []string
+	seen := map[string]bool{}
 	for _, r := range b.Repositories {
 		for _, to := range imp.dest.Candidates(r, imp.sourceHosts) {
-			if to != rb.Repository && !slices.Contains(out, to) {
+			if !seen[to] {
+				seen[to] = true
 				out = append(out, to)
 			}
 		}

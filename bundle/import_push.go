@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
@@ -39,9 +40,15 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 	sort.SliceStable(order, func(i, j int) bool { return byDigest[order[i]][0].Desc.Size > byDigest[order[j]][0].Desc.Size })
 	imp.prog.Start("push", total)
 	defer imp.prog.Done()
+	// Each digest is sent once, to the first repository that lacks it;
+	// then every other repository that needs it gets it by a mount, the
+	// mounts spread over the jobs (a shared base layer goes into hundreds
+	// of repositories).
 	var (
 		failed atomic.Bool
 		eg     errgroup.Group
+		mu     sync.Mutex
+		mounts []func(context.Context) error
 	)
 	eg.SetLimit(imp.jobs)
 	for _, d := range order {
@@ -60,16 +67,34 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 			} else {
 				imp.prog.Add(targets[0].Desc.Size)
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			for _, rb := range targets {
-				if err := imp.mountOrPush(ctx, rb, from); err != nil {
-					failed.Store(true)
-					return err
-				}
+				mounts = append(mounts, func(ctx context.Context) error { return imp.mountOrPush(ctx, rb, from) })
 			}
 			return nil
 		})
 	}
-	return eg.Wait()
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	// As for uploads: after a failure no new mount starts, and the ones
+	// under way finish.
+	var meg errgroup.Group
+	meg.SetLimit(imp.jobs)
+	for _, m := range mounts {
+		meg.Go(func() error {
+			if failed.Load() {
+				return nil
+			}
+			if err := m(ctx); err != nil {
+				failed.Store(true)
+				return err
+			}
+			return nil
+		})
+	}
+	return meg.Wait()
 }
 
 // pushBlob uploads one blob from the bundle directory to rb.Repository,

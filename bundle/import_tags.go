@@ -25,36 +25,46 @@ type TagAction struct {
 // another image.
 var ErrTagWouldMove = errors.New("tags point at other images")
 
-// planTags resolves every destination tag before anything is pushed. With
-// noOverwrite, a tag that points at another image stops the import there,
-// naming every such tag.
+// planTags resolves every destination tag before anything is pushed, at
+// most imp.jobs at once. With noOverwrite, a tag that points at another
+// image stops the import there, naming every such tag.
 func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite bool) ([]TagAction, error) {
 	var out []TagAction
-	var refused []string
 	for _, t := range targets {
-		if t.Dest.Tag == "" {
-			continue
+		if t.Dest.Tag != "" {
+			out = append(out, TagAction{Target: t})
 		}
-		repo, err := imp.repo(t.Dest.Repository)
-		if err != nil {
-			return nil, err
+	}
+	var fns []func(context.Context) error
+	for i := range out {
+		fns = append(fns, func(ctx context.Context) error {
+			t := out[i].Target
+			repo, err := imp.repo(t.Dest.Repository)
+			if err != nil {
+				return err
+			}
+			cur, err := repo.Resolve(ctx, t.Dest.Tag)
+			switch {
+			case err == nil:
+				out[i].Current = cur.Digest
+			case harbor.PullBlocked(err):
+				// Harbor's policy hides where the tag points: it is set,
+				// and reported as set.
+				imp.prog.Logf("%s: the registry's policy blocks reading this tag (HTTP 412); it will be set", t.Dest)
+			case !errors.Is(err, errdef.ErrNotFound):
+				return imp.c.Wrap(registry.OpCheckTag, t.Dest.String(), err)
+			}
+			return nil
+		})
+	}
+	if err := imp.parallel(ctx, fns); err != nil {
+		return nil, err
+	}
+	var refused []string
+	for _, a := range out {
+		if noOverwrite && a.Current != "" && a.Current != a.Target.Root.Digest {
+			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", a.Target.Dest, a.Current, a.Target.Root.Digest))
 		}
-		a := TagAction{Target: t}
-		cur, err := repo.Resolve(ctx, t.Dest.Tag)
-		switch {
-		case err == nil:
-			a.Current = cur.Digest
-		case harbor.PullBlocked(err):
-			// Harbor's policy hides where the tag points: it is set, and
-			// reported as set.
-			imp.prog.Logf("%s: the registry's policy blocks reading this tag (HTTP 412); it will be set", t.Dest)
-		case !errors.Is(err, errdef.ErrNotFound):
-			return nil, imp.c.Wrap(registry.OpCheckTag, t.Dest.String(), err)
-		}
-		if noOverwrite && a.Current != "" && a.Current != t.Root.Digest {
-			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", t.Dest, a.Current, t.Root.Digest))
-		}
-		out = append(out, a)
 	}
 	if len(refused) > 0 {
 		return nil, fmt.Errorf("%w and --no-overwrite is set; nothing was pushed:\n  - %s", ErrTagWouldMove, strings.Join(refused, "\n  - "))
@@ -62,28 +72,42 @@ func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite
 	return out, nil
 }
 
-// pushTags points each destination tag at its image, last of all. A tag
-// already there is left alone (Harbor's immutable tags refuse even an
-// identical push); one pointing elsewhere is moved and reported.
+// pushTags points each destination tag at its image, last of all, at most
+// imp.jobs at once. A tag already there is left alone (Harbor's immutable
+// tags refuse even an identical push); one pointing elsewhere is moved and
+// reported.
 func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *ImportSummary) error {
+	var fns []func(context.Context) error
 	for _, a := range actions {
 		t := a.Target
 		if a.Current == t.Root.Digest {
 			sum.TagsUnchanged++
 			continue
 		}
-		repo, err := imp.repo(t.Dest.Repository)
-		if err != nil {
-			return err
-		}
-		data, _ := imp.graph.Manifest(t.Root.Digest)
-		if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
-			return imp.c.Wrap(registry.OpTag, t.Dest.String(), err)
-		}
-		if a.Current != "" {
+		fns = append(fns, func(ctx context.Context) error {
+			repo, err := imp.repo(t.Dest.Repository)
+			if err != nil {
+				return err
+			}
+			data, _ := imp.graph.Manifest(t.Root.Digest)
+			if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
+				return imp.c.Wrap(registry.OpTag, t.Dest.String(), err)
+			}
+			if a.Current != "" {
+				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, a.Current, t.Root.Digest)
+			}
+			return nil
+		})
+	}
+	if err := imp.parallel(ctx, fns); err != nil {
+		return err
+	}
+	for _, a := range actions {
+		switch t := a.Target; {
+		case a.Current == t.Root.Digest:
+		case a.Current != "":
 			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, a.Current))
-			imp.prog.Logf("moved tag %s from %s to %s", t.Dest, a.Current, t.Root.Digest)
-		} else {
+		default:
 			sum.TagsSet = append(sum.TagsSet, t.Dest.String())
 		}
 	}

@@ -239,8 +239,13 @@ func (p *Plan) subtract(base *delta.Baseline) {
 		b.Included = false
 		// Where it lives at the destination first: import mounts from there.
 		merged := append([]string{}, repos...)
+		have := make(map[string]bool, len(repos))
+		for _, r := range repos {
+			have[r] = true
+		}
 		for _, r := range b.Repositories {
-			if !slices.Contains(merged, r) {
+			if !have[r] {
+				have[r] = true
 				merged = append(merged, r)
 			}
 		}

@@ -107,6 +107,9 @@ func (inv *inventory) run(ctx context.Context, reg ocireg.Registry, opts Invento
 	}
 	m := &spec.Manifest{MediaType: spec.MediaType, Created: now().UTC().Truncate(time.Second), Creator: "ferry inventory", Images: inv.images, Referrers: inv.referrers}
 	for _, b := range inv.blobs {
+		// Repositories read in parallel may interleave: each once.
+		sort.Strings(b.Repositories)
+		b.Repositories = slices.Compact(b.Repositories)
 		m.Blobs = append(m.Blobs, *b)
 	}
 	m.Sort()
@@ -253,7 +256,9 @@ func (inv *inventory) record(src string, descs []ocispec.Descriptor) {
 			b = &spec.Blob{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType}
 			inv.blobs[d.Digest] = b
 		}
-		if !slices.Contains(b.Repositories, src) {
+		// A repository's tags come one after another: the last one noted
+		// is the one to compare with (linear, however many share a blob).
+		if n := len(b.Repositories); n == 0 || b.Repositories[n-1] != src {
 			b.Repositories = append(b.Repositories, src)
 		}
 	}

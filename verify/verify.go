@@ -383,8 +383,11 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		img.Graph = graph
 		rep.Images = append(rep.Images, img)
 		for _, d := range graph {
-			if !slices.Contains(rep.users[d.Digest], img.Name) {
-				rep.users[d.Digest] = append(rep.users[d.Digest], img.Name)
+			// A graph lists each digest once, and images come one after
+			// another: the last name is the one to compare with (a blob
+			// shared by thousands of images stays linear).
+			if u := rep.users[d.Digest]; len(u) == 0 || u[len(u)-1] != img.Name {
+				rep.users[d.Digest] = append(u, img.Name)
 			}
 			if prev, ok := rep.descs[d.Digest]; ok && prev.Size != d.Size {
 				rep.add(Problem{Digest: d.Digest, Images: rep.users[d.Digest], Err: fmt.Errorf("referenced with sizes %d and %d", prev.Size, d.Size)})
