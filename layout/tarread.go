@@ -296,34 +296,10 @@ func (t *TarReader) ReadHead() (*Head, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch hdr.Name {
-		case FileOCILayout:
-			if err := ParseLayoutFile(t.tr, hdr.Name); err != nil {
-				return nil, t.wrap("", err) // the error names the entry
-			}
-			layoutSeen = true
-			continue
-		case FileIndex:
-			if h.Index, err = ParseIndex(t.tr, hdr.Name); err != nil {
-				return nil, t.wrap("", err)
-			}
-			continue
-		case FileBundle:
-			if hdr.Size > spec.MaxSize { // refused by its header, before a byte is read
-				return nil, t.wrap("", fmt.Errorf("%s: %w: %d bytes, more than %d", hdr.Name, ErrTooLarge, hdr.Size, spec.MaxSize))
-			}
-			if h.ManifestFile, err = spec.ReadCapped(t.tr, spec.MaxSize, hdr.Name); err != nil {
-				return nil, t.wrap("", err)
-			}
-			if h.Manifest, err = spec.Parse(bytes.NewReader(h.ManifestFile), hdr.Name); err != nil {
-				return nil, t.wrap("", err)
-			}
-			t.partial = h.Manifest
-			continue
-		case FileSignature:
-			if h.Signature, err = spec.ReadCapped(t.tr, MaxSignatureSize, hdr.Name); err != nil {
-				return nil, t.wrap("", err)
-			}
+		if meta, err := t.readMetadata(hdr, h); err != nil {
+			return nil, err
+		} else if meta {
+			layoutSeen = layoutSeen || hdr.Name == FileOCILayout
 			continue
 		}
 		d, ok := blobDigest(hdr.Name)
@@ -365,6 +341,35 @@ func (t *TarReader) ReadHead() (*Head, error) {
 	}
 	t.head = h
 	return h, nil
+}
+
+// readMetadata reads hdr into h if it is one of the bundle's metadata
+// files (oci-layout, index.json, ferry.json, its signature), and reports
+// whether it was. Each parser's error names the entry.
+func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
+	var err error
+	switch hdr.Name {
+	case FileOCILayout:
+		err = ParseLayoutFile(t.tr, hdr.Name)
+	case FileIndex:
+		h.Index, err = ParseIndex(t.tr, hdr.Name)
+	case FileBundle:
+		if hdr.Size > spec.MaxSize { // refused by its header, before a byte is read
+			return true, t.wrap("", fmt.Errorf("%s: %w: %d bytes, more than %d", hdr.Name, ErrTooLarge, hdr.Size, spec.MaxSize))
+		}
+		if h.ManifestFile, err = spec.ReadCapped(t.tr, spec.MaxSize, hdr.Name); err == nil {
+			h.Manifest, err = spec.Parse(bytes.NewReader(h.ManifestFile), hdr.Name)
+			t.partial = h.Manifest
+		}
+	case FileSignature:
+		h.Signature, err = spec.ReadCapped(t.tr, MaxSignatureSize, hdr.Name)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		return true, t.wrap("", err)
+	}
+	return true, nil
 }
 
 // describe checks a blob entry against ferry.json and returns its descriptor.

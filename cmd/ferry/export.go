@@ -18,33 +18,10 @@ func newExportCmd(g *globals) *cobra.Command {
 		signKey    string
 	)
 	cmd := &cobra.Command{
-		Use:   "export [REFERENCE...] -o BUNDLE",
-		Short: "Pull images from registries into a bundle",
-		Long: `Pull images from registries into a bundle: an OCI image layout, as a
-directory or, when the output ends in .tar or .tar.gz, as one tarball written
-in a single pass straight from the registries (nothing staged on disk).
---split-size cuts the tarball into volumes for FAT32 sticks, with a
-sha256sums file; cat NAME.tar.0* > NAME.tar gives back the whole tarball.
-
-Every reference is resolved; every platform of a multi-arch image, every
-config and layer is written once, verified as it streams in. What refers to
-the images travels with them: cosign signatures, attestations and SBOMs
-(its sha256-<hex>.sig/.att/.sbom tags), OCI 1.1 referrers (the referrers
-API, or its sha256-<hex> index where a registry has no API) such as notation
-signatures, and what refers to those; --no-referrers leaves them out. Layers are copied
-as they are, never decompressed or recompressed, so digests and signatures
-arrive unchanged. Re-running an interrupted export into the same directory
-re-uses (after verifying) the blobs already there. index.json and ferry.json
-are written last: a bundle is complete when they are there.`,
-		Example: `  ferry export docker.io/library/alpine:3.20 quay.io/org/app@sha256:… -o ./bundle
-  ferry export --images-file images.txt -o ./bundle
-  ferry export --images-file images.txt -o bundle.tar
-  ferry export --images-file images.txt -o bundle.tar.gz        # whole-bundle gzip, in parallel
-  ferry export --images-file images.txt -o bundle.tar --split-size fat32
-  ferry export --images-file images.txt -o ./bundle --dry-run
-  ferry export --images-file images.txt --baseline previous/ferry.json -o ./delta
-  ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge
-  COSIGN_PASSWORD=… ferry export --images-file images.txt -o bundle.tar --sign-key cosign.key`,
+		Use:     "export [REFERENCE...] -o BUNDLE",
+		Short:   "Pull images from registries into a bundle",
+		Long:    exportLong,
+		Example: exportExamples,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.References = args
 			for _, f := range imagesFile {
@@ -148,3 +125,30 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 	}
 	fmt.Fprintf(g.out, "  time:      %s (%s/s)\n", s.Duration.Round(1e6), bundle.HumanBytes(int64(s.Throughput())))
 }
+
+const exportLong = `Pull images from registries into a bundle: an OCI image layout, as a
+directory or, when the output ends in .tar or .tar.gz, as one tarball written
+in a single pass straight from the registries (nothing staged on disk).
+--split-size cuts the tarball into volumes for FAT32 sticks, with a
+sha256sums file; cat NAME.tar.0* > NAME.tar gives back the whole tarball.
+
+Every reference is resolved; every platform of a multi-arch image, every
+config and layer is written once, verified as it streams in. What refers to
+the images travels with them: cosign signatures, attestations and SBOMs
+(its sha256-<hex>.sig/.att/.sbom tags), OCI 1.1 referrers (the referrers
+API, or its sha256-<hex> index where a registry has no API) such as notation
+signatures, and what refers to those; --no-referrers leaves them out. Layers are copied
+as they are, never decompressed or recompressed, so digests and signatures
+arrive unchanged. Re-running an interrupted export into the same directory
+re-uses (after verifying) the blobs already there. index.json and ferry.json
+are written last: a bundle is complete when they are there.`
+
+const exportExamples = `  ferry export docker.io/library/alpine:3.20 quay.io/org/app@sha256:… -o ./bundle
+  ferry export --images-file images.txt -o ./bundle
+  ferry export --images-file images.txt -o bundle.tar
+  ferry export --images-file images.txt -o bundle.tar.gz        # whole-bundle gzip, in parallel
+  ferry export --images-file images.txt -o bundle.tar --split-size fat32
+  ferry export --images-file images.txt -o ./bundle --dry-run
+  ferry export --images-file images.txt --baseline previous/ferry.json -o ./delta
+  ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge
+  COSIGN_PASSWORD=… ferry export --images-file images.txt -o bundle.tar --sign-key cosign.key`

@@ -16,32 +16,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		Use:     "verify BUNDLE",
 		Aliases: []string{"check"},
 		Short:   "Check a bundle offline: structure, every digest and size, every reference",
-		Long: `Check a bundle offline: a directory, a .tar or .tar.gz file (compression is
-detected from the content), a split set (name any volume), or - for standard
-input. A tarball is read once, front to back.
-
-Checks the layout's structure, hashes every included blob against its digest
-and size, checks that every blob a manifest references is either in the bundle
-or listed as omitted in ferry.json, and that ferry.json agrees with
-index.json. Every problem is listed with the digest, the file and the images
-it breaks.
-
-With --against REGISTRY[/PREFIX], it also asks the destination, without
-pushing anything, whether every blob a delta bundle omits is there (or can be
-mounted from where the baseline says it lives): exactly the check import makes
-before it pushes.
-
-Exit status: 0 when the bundle is clean; 3 when it failed verification
-(any problem with its files, digests, sizes, names, metadata or signature);
-1 when it cannot be read at all or the destination lacks omitted blobs; 2
-for a usage error.`,
-		Example: `  ferry verify ./bundle
-  ferry verify bundle.tar.gz
-  ferry verify bundle.tar.000            # a split set: finds the other volumes and the sums file
-  cat bundle.tar | ferry verify -
-  ferry verify ./delta --against harbor.internal/mirror
-  ferry verify bundle.tar --key cosign.pub --key second-approver.pub`,
-		Args: exactArgs(1, "BUNDLE"),
+		Long:    verifyLong,
+		Example: verifyExamples,
+		Args:    exactArgs(1, "BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pub, err := loadPublicKeys(keys)
 			if err != nil {
@@ -115,3 +92,30 @@ func verifyAgainst(cmd *cobra.Command, g *globals, path string, opts bundle.Impo
 	fmt.Fprintln(g.out, "OK")
 	return nil
 }
+
+const verifyLong = `Check a bundle offline: a directory, a .tar or .tar.gz file (compression is
+detected from the content), a split set (name any volume), or - for standard
+input. A tarball is read once, front to back.
+
+Checks the layout's structure, hashes every included blob against its digest
+and size, checks that every blob a manifest references is either in the bundle
+or listed as omitted in ferry.json, and that ferry.json agrees with
+index.json. Every problem is listed with the digest, the file and the images
+it breaks.
+
+With --against REGISTRY[/PREFIX], it also asks the destination, without
+pushing anything, whether every blob a delta bundle omits is there (or can be
+mounted from where the baseline says it lives): exactly the check import makes
+before it pushes.
+
+Exit status: 0 when the bundle is clean; 3 when it failed verification
+(any problem with its files, digests, sizes, names, metadata or signature);
+1 when it cannot be read at all or the destination lacks omitted blobs; 2
+for a usage error.`
+
+const verifyExamples = `  ferry verify ./bundle
+  ferry verify bundle.tar.gz
+  ferry verify bundle.tar.000            # a split set: finds the other volumes and the sums file
+  cat bundle.tar | ferry verify -
+  ferry verify ./delta --against harbor.internal/mirror
+  ferry verify bundle.tar --key cosign.pub --key second-approver.pub`

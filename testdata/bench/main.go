@@ -98,32 +98,8 @@ func run(c config) error {
 	}
 	defer src.Stop()
 
-	// The corpus: a shared base, 8 apps, a multi-arch index; v2 changes
-	// every app's top layer; a text variant compresses.
-	layerSize := int(c.scale / 11)
-	v1, err := imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Version: 1})
+	v1, v2, text, err := pushCorpus(ctx, c, src)
 	if err != nil {
-		return err
-	}
-	v2, err := imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Version: 2})
-	if err != nil {
-		return err
-	}
-	v1.Images, v2.Images = withoutNested(v1.Images), withoutNested(v2.Images)
-	log("pushing the corpus (%s a version) to %s", human(unique(v1)), src.Host)
-	for _, set := range []*imagegen.Set{v1, v2} {
-		if err := set.Push(ctx, src.Host); err != nil {
-			return err
-		}
-	}
-	// The text variant: layers that compress, in a namespace of their own.
-	text, err := imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Compressible: true, Namespace: "text"})
-	if err != nil {
-		return err
-	}
-	text.Images = withoutNested(text.Images)
-	log("pushing the text corpus (%s)", human(unique(text)))
-	if err := text.Push(ctx, src.Host); err != nil {
 		return err
 	}
 	v1.Blobs, v2.Blobs, text.Blobs = nil, nil, nil // the registry has them; free the memory
@@ -131,35 +107,13 @@ func run(c config) error {
 	limits := measureLimits(ctx, c, src, v1)
 	debug.FreeOSMemory()
 
-	var results []*result
-	add := func(op, tool string, bytes int64, s sample) {
-		for _, r := range results {
-			if r.op == op && r.tool == tool {
-				r.samples = append(r.samples, s)
-				return
-			}
-		}
-		results = append(results, &result{op: op, tool: tool, bytes: bytes, samples: []sample{s}})
-	}
-
 	log("preparing each tool's own bundles (untimed)")
 	if err := env.prepare(ctx); err != nil {
 		return err
 	}
-	for round := 0; round < c.rounds; round++ {
-		tools := rotate(env.available(), round)
-		for _, op := range env.ops() {
-			for _, tool := range tools {
-				s, ok, err := env.measure(ctx, op, tool, round)
-				if err != nil {
-					return fmt.Errorf("%s / %s: %w", op.name, tool, err)
-				}
-				if ok {
-					add(op.name, tool, op.bytes, s)
-					log("round %d  %-28s %-7s %7.2fs  rss %s", round+1, op.name, tool, s.wall.Seconds(), human(s.maxRSS))
-				}
-			}
-		}
+	results, err := env.measureRounds(ctx)
+	if err != nil {
+		return err
 	}
 	var big, referrers []string
 	if c.big > 0 {
@@ -178,6 +132,71 @@ func run(c config) error {
 		return err
 	}
 	return layout.WriteFileBytes(c.out, 0o644, []byte(table))
+}
+
+// pushCorpus generates the corpus and pushes it to src: a shared base, 8
+// apps, a multi-arch index; v2 changes every app's top layer; a text
+// variant compresses.
+func pushCorpus(ctx context.Context, c config, src *regtest.Server) (v1, v2, text *imagegen.Set, err error) {
+	layerSize := int(c.scale / 11)
+	v1, err = imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Version: 1})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v2, err = imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Version: 2})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v1.Images, v2.Images = withoutNested(v1.Images), withoutNested(v2.Images)
+	log("pushing the corpus (%s a version) to %s", human(unique(v1)), src.Host)
+	for _, set := range []*imagegen.Set{v1, v2} {
+		if err := set.Push(ctx, src.Host); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	// The text variant: layers that compress, in a namespace of their own.
+	text, err = imagegen.Generate(imagegen.Options{Apps: 8, LayerSize: layerSize, Compressible: true, Namespace: "text"})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	text.Images = withoutNested(text.Images)
+	log("pushing the text corpus (%s)", human(unique(text)))
+	if err := text.Push(ctx, src.Host); err != nil {
+		return nil, nil, nil, err
+	}
+	return v1, v2, text, nil
+}
+
+// measureRounds measures every operation with every tool, c.rounds times, the
+// tools' order turned each round.
+func (env *env) measureRounds(ctx context.Context) ([]*result, error) {
+	var results []*result
+	add := func(op, tool string, bytes int64, s sample) {
+		for _, r := range results {
+			if r.op == op && r.tool == tool {
+				r.samples = append(r.samples, s)
+				return
+			}
+		}
+		results = append(results, &result{op: op, tool: tool, bytes: bytes, samples: []sample{s}})
+	}
+
+	for round := 0; round < env.config.rounds; round++ {
+		tools := rotate(env.available(), round)
+		for _, op := range env.ops() {
+			for _, tool := range tools {
+				s, ok, err := env.measure(ctx, op, tool, round)
+				if err != nil {
+					return nil, fmt.Errorf("%s / %s: %w", op.name, tool, err)
+				}
+				if ok {
+					add(op.name, tool, op.bytes, s)
+					log("round %d  %-28s %-7s %7.2fs  rss %s", round+1, op.name, tool, s.wall.Seconds(), human(s.maxRSS))
+				}
+			}
+		}
+	}
+	return results, nil
 }
 
 // withoutNested leaves out the image whose index nests another: skopeo
@@ -405,6 +424,58 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// section writes a titled list, when it has lines.
+func section(b *strings.Builder, title string, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("\n" + title + "\n\n")
+	for _, line := range lines {
+		b.WriteString("- " + line + "\n")
+	}
+}
+
+// importCeilings is each import against the destination registry's own
+// work: were it the only thing running, with every core to itself, the
+// import could not take less than its CPU time divided by the cores.
+func importCeilings(results []*result) []string {
+	var out []string
+	for _, r := range results {
+		if r.tool != "ferry" || !strings.HasPrefix(r.op, "import directory") {
+			continue
+		}
+		var wall, reg []time.Duration
+		for _, s := range r.samples {
+			wall, reg = append(wall, s.wall), append(reg, s.regCPU)
+		}
+		floor := median(reg).Seconds() / float64(runtime.NumCPU())
+		out = append(out, fmt.Sprintf("%s: the registry spent %.2f CPU s, so no import can take less than %.2f s on %d cores; ferry took %.2f s, %.0f%% of that ceiling's speed.",
+			strings.TrimPrefix(r.op, "import directory "), median(reg).Seconds(), floor, runtime.NumCPU(), median(wall).Seconds(), 100*floor/median(wall).Seconds()))
+	}
+	return out
+}
+
+// exportFloors is each export against the CPU it needed: tool and source
+// registry share the cores, so a run cannot take less than their CPU time
+// together over the cores. A tool near its floor can only get faster by
+// doing less work.
+func exportFloors(results []*result) []string {
+	var out []string
+	for _, r := range results {
+		if !strings.HasPrefix(r.op, "export") {
+			continue
+		}
+		var wall, cpu []time.Duration
+		for _, s := range r.samples {
+			wall, cpu = append(wall, s.wall), append(cpu, s.cpu+s.regCPU)
+		}
+		floor := median(cpu).Seconds() / float64(runtime.NumCPU())
+		out = append(out, fmt.Sprintf("%s, %s: %.2f CPU s with the registry's, a floor of %.2f s; took %.2f s (%.0f%% busy).",
+			r.op, r.tool, median(cpu).Seconds(), floor, median(wall).Seconds(), 100*floor/median(wall).Seconds()))
+	}
+	return out
+}
+
 func render(c config, l limits, results []*result, big, referrers []string) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
@@ -446,62 +517,10 @@ func render(c config, l limits, results []*result, big, referrers []string) stri
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.2f | %.0f | %s | %s | %s | %.2f | %s |\n", r.op, r.tool, w.Seconds(), float64(r.bytes)/1e6/w.Seconds(), ratio, disk, human(rss), median(cpu).Seconds(), regs)
 	}
-	// The import ceiling: the destination registry's own work. Were it the
-	// only thing running, with every core to itself, the import could not
-	// take less than its CPU time divided by the cores.
-	var ceiling []string
-	for _, r := range results {
-		if r.tool != "ferry" || !strings.HasPrefix(r.op, "import directory") {
-			continue
-		}
-		var wall, reg []time.Duration
-		for _, s := range r.samples {
-			wall, reg = append(wall, s.wall), append(reg, s.regCPU)
-		}
-		floor := median(reg).Seconds() / float64(runtime.NumCPU())
-		ceiling = append(ceiling, fmt.Sprintf("%s: the registry spent %.2f CPU s, so no import can take less than %.2f s on %d cores; ferry took %.2f s, %.0f%% of that ceiling's speed.",
-			strings.TrimPrefix(r.op, "import directory "), median(reg).Seconds(), floor, runtime.NumCPU(), median(wall).Seconds(), 100*floor/median(wall).Seconds()))
-	}
-	if len(ceiling) > 0 {
-		b.WriteString("\nImport against the receiving registry's own CPU (its median CPU time during ferry's imports):\n\n")
-		for _, line := range ceiling {
-			b.WriteString("- " + line + "\n")
-		}
-	}
-	// The export floor: tool and source registry share the cores, so a
-	// run cannot take less than their CPU time together over the cores.
-	// A tool near its floor can only get faster by doing less work.
-	var floors []string
-	for _, r := range results {
-		if !strings.HasPrefix(r.op, "export") {
-			continue
-		}
-		var wall, cpu []time.Duration
-		for _, s := range r.samples {
-			wall, cpu = append(wall, s.wall), append(cpu, s.cpu+s.regCPU)
-		}
-		floor := median(cpu).Seconds() / float64(runtime.NumCPU())
-		floors = append(floors, fmt.Sprintf("%s, %s: %.2f CPU s with the registry's, a floor of %.2f s; took %.2f s (%.0f%% busy).",
-			r.op, r.tool, median(cpu).Seconds(), floor, median(wall).Seconds(), 100*floor/median(wall).Seconds()))
-	}
-	if len(floors) > 0 {
-		fmt.Fprintf(&b, "\nExports against the CPU they needed (tool and source registry together, over %d cores):\n\n", runtime.NumCPU())
-		for _, line := range floors {
-			b.WriteString("- " + line + "\n")
-		}
-	}
-	if len(big) > 0 {
-		b.WriteString("\nOne image with a single " + human(c.big) + " layer, through ferry:\n\n")
-		for _, line := range big {
-			b.WriteString("- " + line + "\n")
-		}
-	}
-	if len(referrers) > 0 {
-		b.WriteString("\nWhat referrers cost (ferry, into distribution v3, median of the rounds):\n\n")
-		for _, line := range referrers {
-			b.WriteString("- " + line + "\n")
-		}
-	}
+	section(&b, "Import against the receiving registry's own CPU (its median CPU time during ferry's imports):", importCeilings(results))
+	section(&b, fmt.Sprintf("Exports against the CPU they needed (tool and source registry together, over %d cores):", runtime.NumCPU()), exportFloors(results))
+	section(&b, "One image with a single "+human(c.big)+" layer, through ferry:", big)
+	section(&b, "What referrers cost (ferry, into distribution v3, median of the rounds):", referrers)
 	b.WriteString("\n\"time ÷ ferry's\" above 1 means the tool was slower than ferry. MB/s counts the bytes of the blobs the operation had to move (for a re-import: the bundle's size, though nothing moves). Registry CPU is the source registry's for exports and the destination's for imports. \"s until on disk\" (exports) adds a sync(2) run right after the tool exits: only ferry fsyncs what it writes, so for the others that is when the bundle could be unplugged or would survive a power cut.\n")
 	return b.String()
 }
