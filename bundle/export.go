@@ -65,6 +65,12 @@ type ExportOptions struct {
 	// them out (the manifest travels; the runtime fetches them), as skopeo
 	// and regctl do.
 	IncludeForeign bool
+	// Platforms, when not empty, are the only platforms of a multi-arch
+	// image that travel; empty carries them all.
+	Platforms []ocispec.Platform
+	// PlatformMode says what a multi-arch image whose platforms are
+	// narrowed becomes; empty means NewIndex.
+	PlatformMode PlatformMode
 	// NoReferrers leaves out the signatures, attestations, SBOMs and other
 	// artifacts that refer to the images. False carries them all.
 	NoReferrers bool
@@ -120,11 +126,23 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.Platforms) > 0 {
+		mode := opts.PlatformMode
+		if mode == "" {
+			mode = NewIndex
+		}
+		if err := selectPlatforms(graph, plan.Images, opts.Platforms, mode); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.NoReferrers {
 		if plan.Referrers, err = discoverReferrers(ctx, c, graph, plan.Images, jobs, prog.Logf); err != nil {
 			return nil, err
 		}
 		plan.dropKnownReferrers(base)
+		if err := countInapplicable(ctx, c, plan.Images); err != nil {
+			return nil, err
+		}
 	}
 	plan.Blobs = collectBlobs(plan.Images, plan.Referrers)
 	for i := range plan.Blobs {

@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/testdata/imagegen"
 	"github.com/ferry-oci/ferry/testdata/regtest"
 	"github.com/ferry-oci/ferry/verify"
-	"github.com/opencontainers/go-digest"
 )
 
 // once reports true the first time it sees a key.

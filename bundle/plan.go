@@ -38,6 +38,9 @@ type PlannedImage struct {
 	// Graph lists every descriptor reachable from Root, children first,
 	// Root last.
 	Graph []ocispec.Descriptor
+	// Selection, when a platform selection narrowed the image, says how:
+	// Root is then the new index (or the one manifest) that travels.
+	Selection *Selection
 }
 
 // PlannedBlob is one blob of the plan.
@@ -123,7 +126,11 @@ func (p *Plan) summary() ExportSummary {
 func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest {
 	m := &spec.Manifest{MediaType: spec.MediaType, Created: created.UTC().Truncate(time.Second), Creator: creator, Baselines: p.Baselines}
 	for _, img := range p.Images {
-		m.Images = append(m.Images, spec.Image{Reference: img.Source.String(), Digest: img.Root.Digest, MediaType: img.Root.MediaType})
+		si := spec.Image{Reference: img.Source.String(), Digest: img.Root.Digest, MediaType: img.Root.MediaType}
+		if sel := img.Selection; sel != nil {
+			si.Platforms, si.Original = sel.Kept, sel.Original.Digest
+		}
+		m.Images = append(m.Images, si)
 	}
 	for _, r := range p.Referrers {
 		m.Referrers = append(m.Referrers, r.record())

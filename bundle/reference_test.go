@@ -140,3 +140,15 @@ func FuzzReadImagesFile(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePlatforms(t *testing.T) {
+	got, err := ParsePlatforms([]string{"linux/amd64,linux/arm64/v8", "all", " windows/amd64 "})
+	if err != nil || len(got) != 3 || got[1].Variant != "v8" || got[2].OS != "windows" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for _, bad := range []string{"linux", "linux/", "/amd64", "a/b/c/d"} {
+		if _, err := ParsePlatforms([]string{bad}); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -50,6 +50,23 @@ func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	return n.data, true
 }
 
+// Add puts a manifest or index ferry made itself (a narrowed index) in the
+// graph, as if it had been read: its children must be there already, and a
+// later Walk from it reads nothing.
+func (g *Graph) Add(desc ocispec.Descriptor, data []byte) error {
+	if digest.FromBytes(data) != desc.Digest || int64(len(data)) != desc.Size {
+		return fmt.Errorf("manifest %s: %w: the bytes do not match their descriptor", desc.Digest, ErrInvalidManifest)
+	}
+	children, err := Children(desc, data)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nodes[desc.Digest] = &node{data: data, children: children}
+	return nil
+}
+
 // Children returns the children of a manifest or index the graph has read.
 func (g *Graph) Children(d digest.Digest) []ocispec.Descriptor {
 	g.mu.Lock()

@@ -74,6 +74,11 @@ type Image struct {
 	Reference string        `json:"reference"`
 	Digest    digest.Digest `json:"digest"`
 	MediaType string        `json:"mediaType"`
+	// Platforms lists the platforms carried, when a selection dropped some;
+	// Original is then the digest of the index the source has under the
+	// reference (Digest is the narrowed one that travels).
+	Platforms []string      `json:"platforms,omitempty"`
+	Original  digest.Digest `json:"original,omitempty"`
 }
 
 // Referrer is one artifact that refers to a manifest of the bundle: found

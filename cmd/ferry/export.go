@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,8 @@ func newExportCmd(g *globals) *cobra.Command {
 		imagesFile []string
 		splitSize  string
 		signKey    string
+		platforms  []string
+		mode       string
 	)
 	cmd := &cobra.Command{
 		Use:     "export [REFERENCE...] -o BUNDLE",
@@ -44,6 +47,16 @@ func newExportCmd(g *globals) *cobra.Command {
 				}
 				opts.SplitSize = n
 			}
+			var err error
+			if opts.Platforms, err = bundle.ParsePlatforms(platforms); err != nil {
+				return usageError{err}
+			}
+			switch bundle.PlatformMode(mode) {
+			case bundle.NewIndex, bundle.SingleManifest:
+				opts.PlatformMode = bundle.PlatformMode(mode)
+			default:
+				return usagef("--platform-mode %q: want new-index or single", mode)
+			}
 			if signKey != "" {
 				k, err := loadSigningKey(g, signKey)
 				if err != nil {
@@ -68,11 +81,26 @@ func newExportCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
+	cmd.Flags().StringArrayVar(&platforms, "platform", nil, "carry only these platforms of multi-arch images: os/arch[/variant], repeatable or comma-separated (default: all)")
+	cmd.Flags().StringVar(&mode, "platform-mode", string(bundle.NewIndex), "what a narrowed multi-arch image becomes: new-index (a new index of the chosen platforms: new digest, imports anywhere) or single (the one chosen manifest under the tag)")
 	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the bundle (ferry.json.sig) with this key: cosign.key (password in COSIGN_PASSWORD or asked for) or a PEM ECDSA P-256 / Ed25519 private key")
 	cmd.Flags().BoolVar(&opts.IncludeForeign, "include-foreign", false, "carry foreign and non-distributable layers too (Windows base layers), from the source registry or else their URLs; by default only their manifests travel")
 	cmd.Flags().BoolVar(&opts.NoReferrers, "no-referrers", false, "leave out the signatures, attestations, SBOMs and other artifacts that refer to the images")
 	registryFlags(cmd, "src", &opts.Source)
 	return cmd
+}
+
+// printSelection says what a platform selection changed in an image.
+func printSelection(g *globals, img bundle.PlannedImage) {
+	sel := img.Selection
+	if sel == nil {
+		return
+	}
+	fmt.Fprintf(g.out, "    platforms: %s carried, %s left out; the index %s becomes %s (%s)\n",
+		strings.Join(sel.Kept, ", "), strings.Join(sel.Dropped, ", "), sel.Original.Digest, img.Root.Digest, img.Root.MediaType)
+	if sel.Inapplicable > 0 {
+		fmt.Fprintf(g.out, "    %d signature(s), attestation(s) or SBOM(s) of the original index no longer apply and stay behind; those of the platforms carried travel\n", sel.Inapplicable)
+	}
 }
 
 func readImagesFile(path string) ([]string, error) {
@@ -94,6 +122,7 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 		fmt.Fprintf(g.out, "plan (dry run, nothing written):\n")
 		for _, img := range res.Plan.Images {
 			fmt.Fprintf(g.out, "  image %s  %s\n", img.Source, img.Root.Digest)
+			printSelection(g, img)
 			for _, r := range res.Plan.ReferrersOf(img) {
 				fmt.Fprintf(g.out, "    %-20s %s  (refers to %s)\n", bundle.Kind(r), r.Descriptor.Digest, r.Subject)
 			}
@@ -110,6 +139,12 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 		return
 	}
 	fmt.Fprintf(g.out, "exported %d image(s) to %s\n", s.Images, opts.Output)
+	for _, img := range res.Plan.Images {
+		if img.Selection != nil {
+			fmt.Fprintf(g.out, "  image %s:\n", img.Source)
+			printSelection(g, img)
+		}
+	}
 	fmt.Fprintf(g.out, "  referrers: %d (signatures, attestations, SBOMs, other artifacts)\n", s.Referrers)
 	fmt.Fprintf(g.out, "  blobs:     %d (%s)\n", s.Blobs, bundle.HumanBytes(s.Bytes))
 	fmt.Fprintf(g.out, "  fetched:   %d (%s)\n", s.Transferred, bundle.HumanBytes(s.TransferredBytes))
@@ -151,4 +186,5 @@ const exportExamples = `  ferry export docker.io/library/alpine:3.20 quay.io/org
   ferry export --images-file images.txt -o ./bundle --dry-run
   ferry export --images-file images.txt --baseline previous/ferry.json -o ./delta
   ferry export … --baseline a.json --baseline b.json -o ./delta   # baselines merge
-  COSIGN_PASSWORD=… ferry export --images-file images.txt -o bundle.tar --sign-key cosign.key`
+  COSIGN_PASSWORD=… ferry export --images-file images.txt -o bundle.tar --sign-key cosign.key
+  ferry export --images-file images.txt --platform linux/amd64 -o ./bundle`

@@ -34,6 +34,13 @@ Manifests are read and verified; layers are not hashed (use verify).`,
 			fmt.Fprintf(g.out, "%d image(s):\n", len(ins.Images))
 			for _, img := range ins.Images {
 				fmt.Fprintf(g.out, "  %s\n    %s  %s  %d blobs, %s\n", img.Reference, img.Digest, strings.Join(img.Platforms, ", "), img.Blobs, bundle.HumanBytes(img.Bytes))
+				if m := ins.Manifest; m != nil {
+					for _, si := range m.Images {
+						if si.Reference == img.Reference && si.Original != "" {
+							fmt.Fprintf(g.out, "    narrowed to %s from the index %s (its signatures do not apply)\n", strings.Join(si.Platforms, ", "), si.Original)
+						}
+					}
+				}
 				for _, r := range img.Referrers {
 					fmt.Fprintf(g.out, "    %-20s %s  (refers to %s)\n", bundle.Kind(r), r.Descriptor.Digest, r.Subject)
 				}
