@@ -233,6 +233,9 @@ func (e *exporter) write(ctx context.Context, opts ExportOptions) error {
 			return err
 		}
 	}
+	if err := e.checkRoom(opts, int64(len(meta)+len(index)+len(sig))); err != nil {
+		return err
+	}
 	total, _ := e.plan.IncludedBytes()
 	e.prog.Start("export", total)
 	defer e.prog.Done()
@@ -240,6 +243,42 @@ func (e *exporter) write(ctx context.Context, opts ExportOptions) error {
 		return e.toTar(ctx, opts, form == formTarGz, metadata{meta, sig})
 	}
 	return e.toDir(ctx, opts.Output, metadata{meta, sig})
+}
+
+// checkRoom refuses, before a byte is written, an output whose file system
+// cannot hold the plan: its free space against the bytes still to write
+// (what a resumed directory holds already is not counted), and its largest
+// file (FAT32: 4 GiB - 1 byte) against the largest file the bundle makes.
+// A .tar.gz is not judged: its size is known only once written.
+func (e *exporter) checkRoom(opts ExportOptions, metadata int64) error {
+	var need, largest int64
+	form := outputForm(opts)
+	dir, _ := layout.OpenDir(opts.Output)
+	for _, b := range e.plan.Blobs {
+		if !b.Included {
+			continue
+		}
+		if form == formDir && dir != nil {
+			if ok, err := dir.Exists(b.Desc); ok && err == nil {
+				continue
+			}
+		}
+		need += b.Desc.Size
+		largest = max(largest, b.Desc.Size)
+		if form != formDir {
+			need += 1024 // a tar header and its padding
+		}
+	}
+	need += metadata + 4096
+	switch {
+	case form == formTarGz:
+		return nil
+	case form == formTar && opts.SplitSize > 0:
+		largest = min(opts.SplitSize, need)
+	case form == formTar:
+		largest = need
+	}
+	return layout.CheckRoom(opts.Output, need, largest, opts.SplitSize > 0)
 }
 
 // metadata is what a bundle ends with: ferry.json's bytes, and its

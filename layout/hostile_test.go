@@ -196,3 +196,25 @@ func TestLargeIndexIsRead(t *testing.T) {
 		t.Fatalf("an index of 20,000 references (%d bytes): %v", len(data), err)
 	}
 }
+
+// On a FAT file system (statfs says so) a single tarball over 4 GiB - 1
+// byte is refused before writing, with --split-size fat32 suggested; a
+// split set of smaller volumes passes; too little free space is refused
+// with what is needed and free.
+func TestCheckRoomOnFAT(t *testing.T) {
+	saved := fsOf
+	defer func() { fsOf = saved }()
+	fsOf = func(string) (FS, error) { return FS{Free: 64 << 30, MaxFile: FAT32MaxFile, Kind: "FAT"}, nil }
+	err := CheckRoom("/media/stick/b.tar", 6<<30, 6<<30, false)
+	if !errors.Is(err, ErrFileTooBig) || !strings.Contains(err.Error(), "--split-size fat32") || !strings.Contains(err.Error(), "FAT") {
+		t.Errorf("a 6 GiB tarball on FAT: %v", err)
+	}
+	if err := CheckRoom("/media/stick/b.tar", 6<<30, FAT32MaxFile, true); err != nil {
+		t.Errorf("volumes of fat32 size on FAT: %v", err)
+	}
+	fsOf = func(string) (FS, error) { return FS{Free: 1 << 20, MaxFile: -1}, nil }
+	err = CheckRoom("/data/b", 2<<20, 1<<20, false)
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "2097152 more bytes, 1048576 are free") {
+		t.Errorf("too little room: %v", err)
+	}
+}

@@ -293,51 +293,6 @@ func TestKilledImportResumes(t *testing.T) {
 	}
 }
 
-func TestDiskFullDuringExport(t *testing.T) {
-	t.Parallel()
-	bin := ferryBinary(t)
-	ctx := context.Background()
-	src := regtest.New(t, regtest.Distribution)
-	set, _ := imagegen.Generate(imagegen.Options{Apps: 3, LayerSize: 512 << 10})
-	if err := set.Push(ctx, src.Host); err != nil {
-		t.Fatal(err)
-	}
-	var refs []string
-	for _, img := range set.Images {
-		refs = append(refs, img.Reference(src.Host))
-	}
-	// A small file system of our own: a real ENOSPC.
-	mnt := t.TempDir()
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a 1 MiB tmpfs (the test runs as root, as CI does): %v %s", err, b)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
-	out := filepath.Join(mnt, "bundle")
-	cmd := exec.Command(bin, append([]string{"export", "-o", out, "--src-plain-http"}, refs...)...)
-	b, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != exitFailure || !strings.Contains(string(b), "no space left on device") {
-		t.Fatalf("export onto a full disk: exit %d\n%s", code, b)
-	}
-	if left := tempFiles(mnt); len(left) > 0 {
-		t.Errorf("temp files left on the full disk: %v", left)
-	}
-	v := exec.Command(bin, "verify", out)
-	vb, _ := v.CombinedOutput()
-	if v.ProcessState.ExitCode() == 0 || !strings.Contains(string(vb), "incomplete") {
-		t.Fatalf("verify of the incomplete bundle: exit %d\n%s", v.ProcessState.ExitCode(), vb)
-	}
-	// The tarball form leaves nothing at all.
-	tarOut := filepath.Join(mnt, "b.tar")
-	cmd = exec.Command(bin, append([]string{"export", "-o", tarOut, "--src-plain-http"}, refs...)...)
-	b, _ = cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != exitFailure || !strings.Contains(string(b), "no space left on device") {
-		t.Fatalf("tar export onto a full disk: %s", b)
-	}
-	if _, err := os.Stat(tarOut); err == nil {
-		t.Error("a partial tarball appeared at its final path")
-	}
-}
-
 func TestSignalStopsImportCleanly(t *testing.T) {
 	t.Parallel()
 	bin := ferryBinary(t)
