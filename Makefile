@@ -19,8 +19,11 @@ TOOLS          ?= $(HOME)/.cache/ferry-tools
 COSIGN_VERSION := v2.6.5
 COSIGN         := $(TOOLS)/cosign-$(COSIGN_VERSION)/cosign
 ORAS_TOOL      := $(TOOLS)/oras-v1.3.6/oras
+HELM_VERSION   := v3.22.0
+HELM           := $(TOOLS)/helm-$(HELM_VERSION)/helm
 export FERRY_COSIGN := $(COSIGN)
 export FERRY_ORAS   := $(ORAS_TOOL)
+export FERRY_HELM   := $(HELM)
 
 # Peers for the benchmark, pinned, installed with go install into a cache.
 BENCH_BIN      := $(CURDIR)/.cache/bench/bin
@@ -64,8 +67,13 @@ registry-tool:
 	@echo "registry: building the pinned CNCF distribution v3 (a few minutes the first time, then cached)"
 	@$(GO) -C testdata/tools tool -n registry >/dev/null
 
-# cosign and oras, which the tests check signatures and referrers with.
-test-tools: $(COSIGN) $(ORAS_TOOL)
+# cosign, oras and helm, which the tests check signatures, referrers and
+# charts with.
+test-tools: $(COSIGN) $(ORAS_TOOL) $(HELM)
+
+$(HELM):
+	@echo "test tools: building helm $(HELM_VERSION) (a few minutes the first time on a machine, then cached in $(TOOLS))"
+	@GOBIN=$(dir $@) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(COSIGN):
 	@echo "test tools: building cosign $(COSIGN_VERSION) (several minutes the first time on a machine, then cached in $(TOOLS))"

@@ -71,6 +71,10 @@ type ExportOptions struct {
 	// PlatformMode says what a multi-arch image whose platforms are
 	// narrowed becomes; empty means NewIndex.
 	PlatformMode PlatformMode
+	// Config, when set, is a mirror configuration (skopeo sync's format):
+	// its images are exported besides References, with its per-registry
+	// platforms and referrers settings.
+	Config *MirrorConfig
 	// NoReferrers leaves out the signatures, attestations, SBOMs and other
 	// artifacts that refer to the images. False carries them all.
 	NoReferrers bool
@@ -84,6 +88,9 @@ type ExportOptions struct {
 type ExportResult struct {
 	Plan    *Plan
 	Summary ExportSummary
+	// Entries says, per repository of a mirror configuration, which tags
+	// matched and which were excluded, and why.
+	Entries []EntryReport
 }
 
 // Export pulls the images into a bundle. It resolves every reference, walks
@@ -93,8 +100,12 @@ type ExportResult struct {
 // written last, so a bundle is complete exactly when they are there.
 func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	start := time.Now()
+	perRef, entries, err := resolveConfig(ctx, &opts)
+	if err != nil {
+		return nil, err
+	}
 	if len(opts.References) == 0 {
-		return nil, fmt.Errorf("%w: no images to export: name at least one reference or use --images-file", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: no images to export: name at least one reference, use --images-file, or a --config that selects some", ErrInvalidOption)
 	}
 	if opts.Output == "" {
 		return nil, fmt.Errorf("%w: no output: give -o DIRECTORY", ErrInvalidOption)
@@ -126,23 +137,9 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(opts.Platforms) > 0 {
-		mode := opts.PlatformMode
-		if mode == "" {
-			mode = NewIndex
-		}
-		if err := selectPlatforms(graph, plan.Images, opts.Platforms, mode); err != nil {
-			return nil, err
-		}
-	}
-	if !opts.NoReferrers {
-		if plan.Referrers, err = discoverReferrers(ctx, c, graph, plan.Images, jobs, prog.Logf); err != nil {
-			return nil, err
-		}
-		plan.dropKnownReferrers(base)
-		if err := countInapplicable(ctx, c, plan.Images); err != nil {
-			return nil, err
-		}
+	sel := selection{c: c, graph: graph, opts: opts, perRef: perRef, base: base, jobs: jobs, logf: prog.Logf}
+	if err := sel.apply(ctx, plan); err != nil {
+		return nil, err
 	}
 	plan.Blobs = collectBlobs(plan.Images, plan.Referrers)
 	for i := range plan.Blobs {
@@ -153,7 +150,7 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	if len(opts.Baselines) > 0 {
 		plan.subtract(base)
 	}
-	res := &ExportResult{Plan: plan, Summary: plan.summary()}
+	res := &ExportResult{Plan: plan, Summary: plan.summary(), Entries: entries}
 	if !opts.DryRun {
 		// 3. transfer, 4. commit
 		e := &exporter{c: c, graph: graph, plan: plan, jobs: jobs, prog: prog, sum: &res.Summary}
@@ -184,6 +181,75 @@ func sameTagTwice(images []PlannedImage) error {
 	if len(clashes) > 0 {
 		return fmt.Errorf("%w (%w): one tag, two images; the destination can hold one:\n  - %s\nname each by digest alone (app@sha256:…), or give them different tags at the source",
 			ErrTagCollision, ErrInvalidReference, strings.Join(clashes, "\n  - "))
+	}
+	return nil
+}
+
+// resolveConfig adds to opts.References the images a mirror configuration
+// selects, and returns each one's own settings, by reference, and what
+// each entry matched.
+func resolveConfig(ctx context.Context, opts *ExportOptions) (map[string]Picked, []EntryReport, error) {
+	perRef := map[string]Picked{}
+	if opts.Config == nil {
+		return perRef, nil, nil
+	}
+	picked, reports, err := opts.Config.Resolve(ctx, opts.Source)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range picked {
+		opts.References = append(opts.References, p.Reference)
+		if r, err := ParseReference(p.Reference); err == nil {
+			perRef[r.String()] = p
+		}
+	}
+	return perRef, reports, nil
+}
+
+// selection is what chooses what travels, beyond the references: the
+// platforms asked for, and the referrers found.
+type selection struct {
+	c      *registry.Client
+	graph  *layout.Graph
+	opts   ExportOptions
+	perRef map[string]Picked
+	base   *delta.Baseline
+	jobs   int
+	logf   func(string, ...any)
+}
+
+// apply narrows multi-arch images to the platforms asked for, then finds
+// what refers to what travels.
+func (s selection) apply(ctx context.Context, plan *Plan) error {
+	c, graph, opts, perRef, base, jobs := s.c, s.graph, s.opts, s.perRef, s.base, s.jobs
+	var err error
+	mode := opts.PlatformMode
+	if mode == "" {
+		mode = NewIndex
+	}
+	wants := func(img PlannedImage) []ocispec.Platform {
+		if p, ok := perRef[img.Source.String()]; ok && len(p.Platforms) > 0 {
+			return p.Platforms
+		}
+		return opts.Platforms
+	}
+	if err := selectPlatforms(graph, plan.Images, wants, mode); err != nil {
+		return err
+	}
+	if !opts.NoReferrers {
+		var withReferrers []PlannedImage
+		for _, img := range plan.Images {
+			if !perRef[img.Source.String()].NoReferrers {
+				withReferrers = append(withReferrers, img)
+			}
+		}
+		if plan.Referrers, err = discoverReferrers(ctx, c, graph, withReferrers, jobs, s.logf); err != nil {
+			return err
+		}
+		plan.dropKnownReferrers(base)
+		if err := countInapplicable(ctx, c, plan.Images); err != nil {
+			return err
+		}
 	}
 	return nil
 }

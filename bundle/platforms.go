@@ -87,13 +87,16 @@ func matches(p *ocispec.Platform, want []ocispec.Platform) bool {
 // selectPlatforms narrows every multi-arch image of images to the
 // platforms asked for, as mode says; images of a single platform pass as
 // they are. An image with none of them fails the plan, naming it.
-func selectPlatforms(g *layout.Graph, images []PlannedImage, want []ocispec.Platform, mode PlatformMode) error {
+func selectPlatforms(g *layout.Graph, images []PlannedImage, wants func(PlannedImage) []ocispec.Platform, mode PlatformMode) error {
 	var none []string
+	var asked []ocispec.Platform
 	for i := range images {
 		img := &images[i]
-		if !layout.IsIndex(img.Root.MediaType) {
+		want := wants(*img)
+		if len(want) == 0 || !layout.IsIndex(img.Root.MediaType) {
 			continue
 		}
+		asked = want
 		root, sel, err := narrow(g, img.Root, want, mode)
 		if errors.Is(err, ErrNoPlatform) {
 			none = append(none, fmt.Sprintf("%s (has %s)", img.Source, strings.Join(sel.Dropped, ", ")))
@@ -113,7 +116,7 @@ func selectPlatforms(g *layout.Graph, images []PlannedImage, want []ocispec.Plat
 	}
 	if len(none) > 0 {
 		return fmt.Errorf("%w for %s: %d image(s) have none of them:\n  - %s\nchoose other platforms, or leave these images out",
-			ErrNoPlatform, platformList(want), len(none), strings.Join(none, "\n  - "))
+			ErrNoPlatform, platformList(asked), len(none), strings.Join(none, "\n  - "))
 	}
 	return nil
 }

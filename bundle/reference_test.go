@@ -152,3 +152,23 @@ func TestParsePlatforms(t *testing.T) {
 		}
 	}
 }
+
+func FuzzReadMirrorConfig(f *testing.F) {
+	f.Add("docker.io:\n  images:\n    busybox: []\n  images-by-semver:\n    alpine: \">= 3.12\"\n  newest: 2\n  exclude: [\"rc\"]\n")
+	f.Add("quay.io:\n  tls-verify: false\n  credentials:\n    username: a\n    password: b\n")
+	f.Add("x: [1, 2]\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		cfg, err := ReadMirrorConfig(strings.NewReader(in), "mirror.yaml")
+		if err != nil {
+			if !errors.Is(err, ErrMirrorConfig) && !errors.Is(err, ErrInvalidOption) {
+				t.Fatalf("error %v is not a configuration error", err)
+			}
+			return
+		}
+		for _, r := range cfg.Registries {
+			if r.Newest < 0 {
+				return
+			}
+		}
+	})
+}

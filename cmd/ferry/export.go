@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,83 +12,108 @@ import (
 	"github.com/ferry-oci/ferry/layout"
 )
 
+// exportFlags are export's flags, and what RunE makes of them.
+type exportFlags struct {
+	opts       bundle.ExportOptions
+	imagesFile []string
+	splitSize  string
+	signKey    string
+	platforms  []string
+	mode       string
+	config     string
+}
+
 func newExportCmd(g *globals) *cobra.Command {
-	var (
-		opts       bundle.ExportOptions
-		imagesFile []string
-		splitSize  string
-		signKey    string
-		platforms  []string
-		mode       string
-	)
+	f := &exportFlags{}
 	cmd := &cobra.Command{
 		Use:     "export [REFERENCE...] -o BUNDLE",
 		Short:   "Pull images from registries into a bundle",
 		Long:    exportLong,
 		Example: exportExamples,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.References = args
-			for _, f := range imagesFile {
-				refs, err := readImagesFile(f)
-				if err != nil {
-					return err
-				}
-				opts.References = append(opts.References, refs...)
+			if err := f.options(g, args); err != nil {
+				return err
 			}
-			if len(opts.References) == 0 {
-				return usagef("no images to export: name references or give --images-file")
-			}
-			if opts.Output == "" {
-				return usagef("no output: give -o DIRECTORY, or -o NAME.tar for a tarball")
-			}
-			if splitSize != "" {
-				n, err := layout.ParseSize(splitSize)
-				if err != nil {
-					return usagef("--split-size: %v", err)
-				}
-				opts.SplitSize = n
-			}
-			var err error
-			if opts.Platforms, err = bundle.ParsePlatforms(platforms); err != nil {
-				return usageError{err}
-			}
-			switch bundle.PlatformMode(mode) {
-			case bundle.NewIndex, bundle.SingleManifest:
-				opts.PlatformMode = bundle.PlatformMode(mode)
-			default:
-				return usagef("--platform-mode %q: want new-index or single", mode)
-			}
-			if signKey != "" {
-				k, err := loadSigningKey(g, signKey)
-				if err != nil {
-					return err
-				}
-				opts.SignKey = k
-			}
-			opts.Jobs, opts.Progress, opts.Creator = g.jobs, newProgress(g), "ferry "+version
-			res, err := bundle.Export(cmd.Context(), opts)
+			res, err := bundle.Export(cmd.Context(), f.opts)
 			if err != nil && cmd.Context().Err() != nil {
 				return fmt.Errorf("%w: export interrupted; the bundle is incomplete: run the same export again to resume (blobs already in a directory are verified and reused; a tarball starts over)", err)
 			}
 			if err != nil {
 				return err
 			}
-			printExport(g, opts, res)
+			printExport(g, f.opts, res)
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&imagesFile, "images-file", nil, "file of references, one a line; # starts a comment (repeatable: the files merge)")
+	opts := &f.opts
+	cmd.Flags().StringArrayVar(&f.imagesFile, "images-file", nil, "file of references, one a line; # starts a comment (repeatable: the files merge)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "bundle to write: a directory, or NAME.tar / NAME.tar.gz for a tarball")
-	cmd.Flags().StringVar(&splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
+	cmd.Flags().StringVar(&f.splitSize, "split-size", "", "split the tarball into volumes of at most this size (4G, 700M, or fat32 for 4 GiB - 1 byte)")
 	cmd.Flags().StringArrayVar(&opts.Baselines, "baseline", nil, "ferry.json of an earlier bundle, or an inventory file: omit every blob it lists (repeatable)")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "resolve and plan only: print what would travel")
-	cmd.Flags().StringArrayVar(&platforms, "platform", nil, "carry only these platforms of multi-arch images: os/arch[/variant], repeatable or comma-separated (default: all)")
-	cmd.Flags().StringVar(&mode, "platform-mode", string(bundle.NewIndex), "what a narrowed multi-arch image becomes: new-index (a new index of the chosen platforms: new digest, imports anywhere) or single (the one chosen manifest under the tag)")
-	cmd.Flags().StringVar(&signKey, "sign-key", "", "sign the bundle (ferry.json.sig) with this key: cosign.key (password in COSIGN_PASSWORD or asked for) or a PEM ECDSA P-256 / Ed25519 private key")
+	cmd.Flags().StringVar(&f.config, "config", "", "mirror configuration in skopeo sync's YAML format (with ferry's extra keys: platforms, exclude, newest, all-tags, referrers)")
+	cmd.Flags().StringArrayVar(&f.platforms, "platform", nil, "carry only these platforms of multi-arch images: os/arch[/variant], repeatable or comma-separated (default: all)")
+	cmd.Flags().StringVar(&f.mode, "platform-mode", string(bundle.NewIndex), "what a narrowed multi-arch image becomes: new-index (a new index of the chosen platforms: new digest, imports anywhere) or single (the one chosen manifest under the tag)")
+	cmd.Flags().StringVar(&f.signKey, "sign-key", "", "sign the bundle (ferry.json.sig) with this key: cosign.key (password in COSIGN_PASSWORD or asked for) or a PEM ECDSA P-256 / Ed25519 private key")
 	cmd.Flags().BoolVar(&opts.IncludeForeign, "include-foreign", false, "carry foreign and non-distributable layers too (Windows base layers), from the source registry or else their URLs; by default only their manifests travel")
 	cmd.Flags().BoolVar(&opts.NoReferrers, "no-referrers", false, "leave out the signatures, attestations, SBOMs and other artifacts that refer to the images")
 	registryFlags(cmd, "src", &opts.Source)
 	return cmd
+}
+
+// options turns the flags and arguments into export's options; what does
+// not parse is a usage error.
+func (f *exportFlags) options(g *globals, args []string) error {
+	opts := &f.opts
+	opts.References = args
+	for _, file := range f.imagesFile {
+		refs, err := readImagesFile(file)
+		if err != nil {
+			return err
+		}
+		opts.References = append(opts.References, refs...)
+	}
+	if f.config != "" {
+		file, err := os.Open(f.config)
+		if err != nil {
+			return usagef("reading the mirror configuration: %v", err)
+		}
+		opts.Config, err = bundle.ReadMirrorConfig(file, f.config)
+		file.Close()
+		if err != nil {
+			return usageError{err}
+		}
+	}
+	if len(opts.References) == 0 && opts.Config == nil {
+		return usagef("no images to export: name references, give --images-file, or --config")
+	}
+	if opts.Output == "" {
+		return usagef("no output: give -o DIRECTORY, or -o NAME.tar for a tarball")
+	}
+	if f.splitSize != "" {
+		n, err := layout.ParseSize(f.splitSize)
+		if err != nil {
+			return usagef("--split-size: %v", err)
+		}
+		opts.SplitSize = n
+	}
+	var err error
+	if opts.Platforms, err = bundle.ParsePlatforms(f.platforms); err != nil {
+		return usageError{err}
+	}
+	switch bundle.PlatformMode(f.mode) {
+	case bundle.NewIndex, bundle.SingleManifest:
+		opts.PlatformMode = bundle.PlatformMode(f.mode)
+	default:
+		return usagef("--platform-mode %q: want new-index or single", f.mode)
+	}
+	if f.signKey != "" {
+		if opts.SignKey, err = loadSigningKey(g, f.signKey); err != nil {
+			return err
+		}
+	}
+	opts.Jobs, opts.Progress, opts.Creator = g.jobs, newProgress(g), "ferry "+version
+	return nil
 }
 
 // printSelection says what a platform selection changed in an image.
@@ -119,6 +145,17 @@ func readImagesFile(path string) ([]string, error) {
 func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult) {
 	s := res.Summary
 	if opts.DryRun {
+		for _, e := range res.Entries {
+			fmt.Fprintf(g.out, "entry %s: %d tag(s) match: %s\n", e.Repository, len(e.Matched), strings.Join(e.Matched, " "))
+			var ex []string
+			for t := range e.Excluded {
+				ex = append(ex, t)
+			}
+			sort.Strings(ex)
+			for _, t := range ex {
+				fmt.Fprintf(g.out, "  excluded %s: %s\n", t, e.Excluded[t])
+			}
+		}
 		fmt.Fprintf(g.out, "plan (dry run, nothing written):\n")
 		for _, img := range res.Plan.Images {
 			fmt.Fprintf(g.out, "  image %s  %s\n", img.Source, img.Root.Digest)

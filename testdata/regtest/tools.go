@@ -10,14 +10,14 @@ import (
 // toolVersions are the pinned versions of the clients tests check ferry's
 // work with; the Makefile builds them (make test-tools) and says where in
 // FERRY_COSIGN, FERRY_ORAS.
-var toolVersions = map[string]string{"cosign": "v2.6.5", "oras": "v1.3.6"}
+var toolVersions = map[string]string{"cosign": "v2.6.5", "oras": "v1.3.6", "helm": "v3.22.0"}
 
 // Tool returns the path of a pinned client (cosign, oras): $FERRY_<NAME>,
 // else where make test-tools puts it. A test that needs one and cannot
 // find it fails, saying how to build it; it does not skip.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
-	env := map[string]string{"cosign": "FERRY_COSIGN", "oras": "FERRY_ORAS"}[name]
+	env := map[string]string{"cosign": "FERRY_COSIGN", "oras": "FERRY_ORAS", "helm": "FERRY_HELM"}[name]
 	path := os.Getenv(env)
 	if path == "" {
 		home, _ := os.UserHomeDir()
