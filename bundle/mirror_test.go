@@ -67,7 +67,12 @@ localhost` + port + `:
         team/app1: ">= 1.0"
     exclude: ["^v1\\.5"]
     newest: 2
+    all-tags: [library/multi]
+    platforms: [linux/arm64]
+    referrers: false
 `
+	multi := set.Images[len(set.Images)-2] // library/multi
+	orasAttach(t, src.Host+"/"+multi.Repository+"@"+multi.Root.Digest.String(), "application/vnd.example.sbom.v1+json", `{"a":1}`)
 	cfg, err := bundle.ReadMirrorConfig(strings.NewReader(config), "mirror.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +87,12 @@ localhost` + port + `:
 		got[key] = append(got[key], img.Source.Tag)
 	}
 	want := map[string][]string{
-		src.Host + "/library/base":        {"1"},
-		src.Host + "/team/app2":           {"latest", "v1.3.0"},
-		src.Host + "/team/app1":           {"v1.0.0", "v1.3.0", "v1.4.0", "v1.5.0", "v1.6.1"},
-		src.Host + "/team/app3":           {"v1.4.0", "v1.5.0", "v1.6.1"},
-		"localhost" + port + "/team/app1": {"v1.6.1", "v2.0.0"},
+		src.Host + "/library/base":            {"1"},
+		src.Host + "/team/app2":               {"latest", "v1.3.0"},
+		src.Host + "/team/app1":               {"v1.0.0", "v1.3.0", "v1.4.0", "v1.5.0", "v1.6.1"},
+		src.Host + "/team/app3":               {"v1.4.0", "v1.5.0", "v1.6.1"},
+		"localhost" + port + "/team/app1":     {"v1.6.1", "v2.0.0"},
+		"localhost" + port + "/library/multi": {"1"},
 	}
 	for k, w := range want {
 		g := got[k]
@@ -97,6 +103,15 @@ localhost` + port + `:
 	}
 	if len(got) != len(want) {
 		t.Errorf("selected repositories %v, want %v", got, want)
+	}
+	// The entry's platforms and referrers: false apply to its images.
+	for _, img := range res.Plan.Images {
+		if img.Source.Repository == "library/multi" && (img.Selection == nil || strings.Join(img.Selection.Kept, ",") != "linux/arm64") {
+			t.Errorf("library/multi: selection %+v, want linux/arm64 only", img.Selection)
+		}
+	}
+	if len(res.Plan.Referrers) != 0 {
+		t.Errorf("referrers: false carried %d referrers", len(res.Plan.Referrers))
 	}
 	for _, e := range res.Entries {
 		if e.Repository == "localhost"+port+"/team/app1" && (!strings.Contains(e.Excluded["v1.5.0"], "excluded by") || !strings.Contains(e.Excluded["v1.4.0"], "newest 2") || !strings.Contains(e.Excluded["1.7.0-rc1"], "semver")) {
