@@ -153,11 +153,12 @@ var readTwiceForms = []struct {
 // An upload from a tarball that fails after its bytes have gone by is tried
 // again with the blob read anew from the file or split set; a gzipped
 // tarball cannot be read again, so there the import stops, pushes no tag,
-// and a re-run finishes it.
+// and a re-run finishes it. The layers are over 1 MiB: the size up to which
+// import holds a blob in memory (and retries from there).
 func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
+	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{LayerSize: 3 << 19})
 	work := t.TempDir()
 	dst := regtest.New(t, regtest.Distribution)
 	for _, f := range readTwiceForms {
@@ -204,6 +205,37 @@ func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
 		}
 		assertImported(t, set, dst.Host, f.name)
 	}
+}
+
+// A small blob is held in memory while it is uploaded from a tarball, so
+// even a gzipped tarball's upload is tried again after a failure.
+func TestGzipTarballImportRetriesSmallBlobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
+	in := filepath.Join(t.TempDir(), "b.tar.gz")
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: in, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	dst := regtest.New(t, regtest.Distribution)
+	var puts once
+	var faults atomic.Int32
+	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && puts.first(r.URL.Query().Get("digest")) {
+			io.Copy(io.Discard, r.Body)
+			faults.Add(1)
+			http.Error(w, "upstream hiccup", http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: in, To: proxy + "/m", Dest: plain}); err != nil {
+		t.Fatalf("import through refused uploads: %v", err)
+	}
+	if faults.Load() == 0 {
+		t.Fatal("no fault injected")
+	}
+	assertImported(t, set, dst.Host, "m")
 }
 
 // A registry that answers a mount with a new upload session gets the blob
@@ -530,32 +562,24 @@ func (c *concurrency) hold() {
 	c.mu.Unlock()
 }
 
-// Tag lookups, tag pushes and the mounts of a shared layer run in
-// parallel, not one after another.
-func TestTagsAndMountsRunInParallel(t *testing.T) {
-	t.Parallel()
-	_, set, out := exportSet(t, regtest.Distribution)
+// importOverlapping imports the bundle at in through a proxy that holds
+// each request kind names (as kind picks it, "" for none) until a second
+// one of the same kind arrives, and fails t for each kind that never had
+// two in flight at once.
+func importOverlapping(t *testing.T, in string, set *imagegen.Set, kind func(*http.Request) string, names ...string) {
+	t.Helper()
 	dst := regtest.New(t, regtest.Distribution)
 	kinds := map[string]*concurrency{}
-	for _, k := range []string{"tag lookup", "tag push", "mount"} {
+	for _, k := range names {
 		kinds[k] = &concurrency{met: make(chan struct{})}
 	}
-	isTag := func(r *http.Request) bool {
-		ref := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-		return strings.Contains(r.URL.Path, "/manifests/") && !strings.HasPrefix(ref, "sha256:")
-	}
 	proxy := regtest.NewProxy(t, dst, func(w http.ResponseWriter, r *http.Request) bool {
-		switch {
-		case r.Method == http.MethodHead && isTag(r):
-			kinds["tag lookup"].hold()
-		case r.Method == http.MethodPut && isTag(r):
-			kinds["tag push"].hold()
-		case r.Method == http.MethodPost && r.URL.Query().Get("mount") != "":
-			kinds["mount"].hold()
+		if c := kinds[kind(r)]; c != nil {
+			c.hold()
 		}
 		return false
 	})
-	if _, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain}); err != nil {
+	if _, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: in, To: proxy + "/m", Dest: plain}); err != nil {
 		t.Fatal(err)
 	}
 	assertImported(t, set, dst.Host, "m")
@@ -564,4 +588,50 @@ func TestTagsAndMountsRunInParallel(t *testing.T) {
 			t.Errorf("%s: at most %d in flight at once; they ran one after another", k, c.most)
 		}
 	}
+}
+
+func isMount(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Get("mount") != ""
+}
+
+// Tag lookups, tag pushes and the mounts of a shared layer run in
+// parallel, not one after another.
+func TestTagsAndMountsRunInParallel(t *testing.T) {
+	t.Parallel()
+	_, set, out := exportSet(t, regtest.Distribution)
+	isTag := func(r *http.Request) bool {
+		ref := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		return strings.Contains(r.URL.Path, "/manifests/") && !strings.HasPrefix(ref, "sha256:")
+	}
+	importOverlapping(t, out, set, func(r *http.Request) string {
+		switch {
+		case r.Method == http.MethodHead && isTag(r):
+			return "tag lookup"
+		case r.Method == http.MethodPut && isTag(r):
+			return "tag push"
+		case isMount(r):
+			return "mount"
+		}
+		return ""
+	}, "tag lookup", "tag push", "mount")
+}
+
+// A tarball is read once, in order, but its uploads and mounts do not wait
+// for one another: small blobs are held in memory while they go.
+func TestTarballImportKeepsUploadsInFlight(t *testing.T) {
+	t.Parallel()
+	_, set, refs := seed(t, regtest.Distribution, imagegen.Options{})
+	tarball := filepath.Join(t.TempDir(), "b.tar")
+	if _, err := bundle.Export(context.Background(), bundle.ExportOptions{References: refs, Output: tarball, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	importOverlapping(t, tarball, set, func(r *http.Request) string {
+		switch {
+		case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/"):
+			return "upload"
+		case isMount(r):
+			return "mount"
+		}
+		return ""
+	}, "upload", "mount")
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/registry/harbor"
 	"github.com/ferry-oci/ferry/layout"
-	"github.com/ferry-oci/ferry/verify"
 )
 
 // pushBlobs uploads every missing blob. A digest needed by several
@@ -301,79 +300,6 @@ func (imp *importer) foreignHint(d ocispec.Descriptor, err error) error {
 		}
 	}
 	return err
-}
-
-// pushStream reads every blob of a tarball as it goes by, verified: the ones
-// the destination lacks are pushed (to the first repository that needs
-// them, then mounted into the others), the rest are hashed and dropped. If
-// any blob fails, or the stream ends before every blob the images need has
-// gone by, it returns an error and nothing more is pushed: no manifest, no
-// tag. In a dry run nothing is pushed; every blob is still verified.
-func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportSummary) error {
-	need := map[digest.Digest][]RepoBlob{}
-	var total int64
-	for _, b := range imp.report.Manifest.Blobs {
-		if b.Included && !layout.IsManifest(b.MediaType) {
-			total += b.Size
-		}
-	}
-	for _, rb := range p.missing {
-		need[rb.Desc.Digest] = append(need[rb.Desc.Digest], rb)
-	}
-	seen := map[digest.Digest]bool{}
-	imp.prog.Start("import", total)
-	defer imp.prog.Done()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		desc, r, err := imp.tar.NextBlob()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", verify.ErrBundleInvalid, err)
-		}
-		// Pushed to the first repository that lacks it, then mounted into
-		// the others; mounted into all of them when the destination holds
-		// it elsewhere already; hashed and dropped when nothing needs it.
-		targets, from := need[desc.Digest], p.presentIn[desc.Digest]
-		if imp.opts.DryRun {
-			targets = nil
-		}
-		if len(targets) > 0 && from == "" {
-			if err := imp.pushFromStream(ctx, desc, r, targets[0].Repository); err != nil {
-				return err
-			}
-			from, targets = targets[0].Repository, targets[1:]
-		} else if _, err := layout.Copy(io.Discard, layout.ContextReader(ctx, countingReader{r, imp.prog})); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return imp.bundleFault(desc, err)
-		}
-		seen[desc.Digest] = true
-		for _, rb := range targets {
-			if err := imp.mountOrPush(ctx, rb, from); err != nil {
-				return err
-			}
-		}
-	}
-	return imp.report.Unseen(seen, imp.tar.Name())
-}
-
-// pushFromStream uploads the blob r yields to repository, verified on the
-// way. When an upload fails after the stream's bytes have gone by, it is
-// tried again with the blob read anew from its place in the tarball file or
-// split set; a compressed tarball or standard input cannot be read again,
-// and the import fails (a re-run skips what arrived).
-func (imp *importer) pushFromStream(ctx context.Context, desc ocispec.Descriptor, r io.Reader, repository string) error {
-	return imp.upload(ctx, desc, repository, imp.tar.CanReopen(), func(attempt int) (io.ReadCloser, error) {
-		if attempt == 0 {
-			return io.NopCloser(r), nil
-		}
-		return imp.tar.Reopen(ctx, desc)
-	})
 }
 
 // readErr remembers the first error other than io.EOF its reader returned.
