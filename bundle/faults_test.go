@@ -635,3 +635,32 @@ func TestTarballImportKeepsUploadsInFlight(t *testing.T) {
 		return ""
 	}, "upload", "mount")
 }
+
+// A tarball is written in the bundle's order, but its blobs are downloaded
+// ahead, several at once, not one after another.
+func TestTarballExportFetchesAhead(t *testing.T) {
+	t.Parallel()
+	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{})
+	c := &concurrency{met: make(chan struct{})}
+	proxy := regtest.NewProxy(t, src, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			c.hold()
+		}
+		return false
+	})
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(proxy))
+	}
+	path := filepath.Join(t.TempDir(), "b.tar")
+	if _, err := bundle.Export(context.Background(), bundle.ExportOptions{References: refs, Output: path, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Path(context.Background(), path, verify.Options{})
+	if err != nil || !rep.OK() || rep.Blobs != len(set.Digests()) {
+		t.Fatalf("the bundle does not verify: %v %v", err, rep.Err())
+	}
+	if c.most < 2 {
+		t.Errorf("at most %d blob downloads in flight at once; they ran one after another", c.most)
+	}
+}

@@ -45,7 +45,8 @@ type sink interface {
 
 // toTar writes the bundle as one tar stream, in one pass, straight from
 // the source registries into the file(s): metadata first, then manifests,
-// configs and layers. Nothing is staged on disk and memory stays flat; the
+// configs and layers, the small blobs downloaded ahead in parallel (see
+// writeBlobs). Nothing is staged on disk and memory stays flat; the
 // output appears only when every blob has been verified.
 func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, meta metadata) (err error) {
 	// An interrupted run left its temp file or volumes (up to 4 GiB each
@@ -77,12 +78,8 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 	if err := writeTarHead(tw, e.plan, meta); err != nil {
 		return fmt.Errorf("writing %s: %w", opts.Output, err)
 	}
-	for _, b := range tarOrder(e.plan, e.graph) {
-		if err := e.copyBlob(ctx, b, tw.WriteBlob); err != nil {
-			return err
-		}
-		e.sum.Transferred++
-		e.sum.TransferredBytes += b.Desc.Size
+	if err := e.writeBlobs(ctx, tw, tarOrder(e.plan, e.graph)); err != nil {
+		return err
 	}
 	if err := tw.Close(); err != nil {
 		return err

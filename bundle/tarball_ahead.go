@@ -1,0 +1,106 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// fetched is a small blob downloaded ahead of the tarball's writer: done
+// closes when data (verified) or err is set.
+type fetched struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// writeBlobs writes order's blobs into tw, in that order, while the small
+// ones (up to streamSmall, not in the graph's memory) further on are
+// downloaded ahead, up to e.jobs at once. The writer releases each one's
+// place as it writes it: memory stays under e.jobs × streamSmall. A larger
+// blob streams from its source straight into tw while the downloads ahead
+// go on.
+func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order []PlannedBlob) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	ahead := make([]*fetched, len(order))
+	for i, b := range order {
+		if _, inMemory := e.graph.Manifest(b.Desc.Digest); !inMemory && b.Desc.Size <= streamSmall {
+			ahead[i] = &fetched{done: make(chan struct{})}
+		}
+	}
+	places := make(chan struct{}, e.jobs)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i, b := range order {
+			f := ahead[i]
+			if f == nil {
+				continue
+			}
+			select {
+			case places <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f.data, f.err = e.fetchSmall(ctx, b)
+				close(f.done)
+			}()
+		}
+	}()
+	for i, b := range order {
+		if err := e.writeOne(ctx, tw, b, ahead[i], places); err != nil {
+			return err
+		}
+		e.sum.Transferred++
+		e.sum.TransferredBytes += b.Desc.Size
+	}
+	return nil
+}
+
+// writeOne writes b into tw: from f, once its download is done (freeing its
+// place), or, when f is nil, straight from its source.
+func (e *exporter) writeOne(ctx context.Context, tw *layout.TarWriter, b PlannedBlob, f *fetched, places chan struct{}) error {
+	if f == nil {
+		return e.copyBlob(ctx, b, tw.WriteBlob)
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-places
+	if f.err != nil {
+		return f.err
+	}
+	data := f.data
+	f.data = nil
+	return tw.WriteBlob(ctx, b.Desc, bytes.NewReader(data))
+}
+
+// fetchSmall downloads blob b into memory, verified.
+func (e *exporter) fetchSmall(ctx context.Context, b PlannedBlob) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(int(b.Desc.Size))
+	err := e.copyBlob(ctx, b, func(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+		vr, err := layout.NewVerifyReader(layout.ContextReader(ctx, r), desc)
+		if err != nil {
+			return err
+		}
+		_, err = layout.Copy(&buf, vr)
+		return err
+	})
+	return buf.Bytes(), err
+}
