@@ -34,6 +34,9 @@ type config struct {
 	scale, big              int64
 	rounds                  int
 	referrers               bool
+	images                  int           // scale mode: this many images (0: off)
+	delay                   time.Duration // scale mode: every request held this long
+	scaleOut                string
 	servers                 []regtest.Kind
 	tools                   []string
 }
@@ -48,6 +51,9 @@ func main() {
 	flag.Int64Var(&c.big, "big", 2<<30, "size of the single big blob for the memory check (0: skip)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds (the median is reported)")
 	flag.BoolVar(&c.referrers, "referrers", true, "measure what a signature and an SBOM per image cost ferry")
+	flag.IntVar(&c.images, "images", 0, "scale mode instead of the standard run: this many small images (e.g. 1000)")
+	flag.DurationVar(&c.delay, "delay", 10*time.Millisecond, "scale mode: how long a proxy holds every request")
+	flag.StringVar(&c.scaleOut, "scale-out", "testdata/bench/scale.md", "scale mode: where to write the table")
 	flag.StringVar(&servers, "servers", "distribution-v3,docker-registry-2.8", "destination registry servers")
 	flag.StringVar(&tools, "tools", "ferry,skopeo,crane,regctl,oras", "tools to measure")
 	flag.Parse()
@@ -97,6 +103,9 @@ func run(c config) error {
 		return err
 	}
 	defer src.Stop()
+	if c.images > 0 {
+		return runScale(ctx, c, src)
+	}
 
 	v1, v2, text, err := pushCorpus(ctx, c, src)
 	if err != nil {
