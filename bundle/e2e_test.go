@@ -2,13 +2,15 @@ package bundle_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/ferry-oci/ferry/bundle"
 	"github.com/ferry-oci/ferry/bundle/registry"
@@ -168,8 +170,20 @@ func tags(t *testing.T, host, repoName string) []string {
 		out = append(out, ts...)
 		return nil
 	})
-	if err != nil && !strings.Contains(err.Error(), "404") && !strings.Contains(err.Error(), "NAME_UNKNOWN") {
+	var resp *errcode.ErrorResponse
+	if err != nil && !(errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound) {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// assertUntagged fails t for each image of set that has a tag under prefix
+// at host: what a failed or refused import must never leave.
+func assertUntagged(t *testing.T, set *imagegen.Set, host, prefix string) {
+	t.Helper()
+	for _, img := range set.Images {
+		if got := tags(t, host, prefix+"/"+img.Repository); len(got) > 0 {
+			t.Errorf("%s/%s is tagged %v after a failed import", prefix, img.Repository, got)
+		}
+	}
 }

@@ -193,11 +193,7 @@ func TestTarballImportRetriesUploadsFromTheFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "502") {
 			t.Fatalf("%s: import through refused uploads: %v, want the registry's 502", f.name, err)
 		}
-		for _, img := range set.Images {
-			if got := tags(t, dst.Host, f.name+"/"+img.Repository); len(got) > 0 {
-				t.Fatalf("%s: a failed import left tags %v on %s", f.name, got, img.Repository)
-			}
-		}
+		assertUntagged(t, set, dst.Host, f.name)
 		// Once the registry is well again, a re-run finishes it.
 		healed.Store(true)
 		if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: in, To: proxy + "/" + f.name, Dest: plain}); err != nil {
@@ -310,11 +306,7 @@ func TestImportFailsFastOnPermanentErrors(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("failing took %s", time.Since(start))
 	}
-	for _, img := range set.Images {
-		if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
-			t.Errorf("%s tagged %v", img.Repository, got)
-		}
-	}
+	assertUntagged(t, set, dst.Host, "mirror")
 }
 
 // A re-import of a bundle the destination already holds asks, and sends

@@ -105,11 +105,7 @@ func TestImportRefusesCorruptBundle(t *testing.T) {
 				if tc.blob == layer && !strings.Contains(msg, owner) {
 					t.Errorf("error does not name the image the blob breaks (%s):\n%s", owner, msg)
 				}
-				for _, img := range set.Images {
-					if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
-						t.Errorf("%s has tags %v after a refused import", img.Repository, got)
-					}
-				}
+				assertUntagged(t, set, dst.Host, "mirror")
 				storage := filepath.Join(dst.Dir, "storage")
 				// A bundle whose structure is wrong (a file of the wrong size,
 				// a bad manifest) pushes nothing; so does any bad bundle with

@@ -466,11 +466,7 @@ func TestCorruptReferrerStopsTheImportBeforeAnyTag(t *testing.T) {
 	if !errors.Is(err, verify.ErrBundleInvalid) || !errors.Is(err, layout.ErrDigestMismatch) || !strings.Contains(err.Error(), layer.Digest.Encoded()) {
 		t.Fatalf("import of a bundle with a corrupt referrer: %v", err)
 	}
-	for _, img := range set.Images {
-		if got := tags(t, dst.Host, "mirror/"+img.Repository); got != nil {
-			t.Errorf("%s is tagged %v after a refused import", img.Repository, got)
-		}
-	}
+	assertUntagged(t, set, dst.Host, "mirror")
 }
 
 // --no-referrers carries none: not in ferry.json, not in index.json, none

@@ -87,10 +87,10 @@ func (e *exporter) writeOne(ctx context.Context, tw *layout.TarWriter, b Planned
 	}
 	data := f.data
 	f.data = nil
-	return tw.WriteBlob(ctx, b.Desc, bytes.NewReader(data))
+	return tw.WriteCheckedBlob(b.Desc, data)
 }
 
-// fetchSmall downloads blob b into memory, verified.
+// fetchSmall downloads blob b into memory, verified: the one hash it gets.
 func (e *exporter) fetchSmall(ctx context.Context, b PlannedBlob) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(int(b.Desc.Size))

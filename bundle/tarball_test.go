@@ -257,11 +257,7 @@ func TestStreamImportRefusesBadTarballs(t *testing.T) {
 			if !errors.Is(err, verify.ErrBundleInvalid) && !errors.Is(err, layout.ErrSizeMismatch) {
 				t.Errorf("import error is not a bundle error: %v", err)
 			}
-			for _, img := range set.Images {
-				if got := tags(t, dst.Host, "m/"+img.Repository); got != nil {
-					t.Errorf("%s tagged %v after a failed stream import", img.Repository, got)
-				}
-			}
+			assertUntagged(t, set, dst.Host, "m")
 		})
 	}
 }

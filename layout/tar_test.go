@@ -198,6 +198,11 @@ func TestTarWriterRefusesWrongBlobs(t *testing.T) {
 	if err := tw.WriteBlob(context.Background(), desc, strings.NewReader("blub")); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("wrong content: %v", err)
 	}
+	// Bytes verified already are not hashed again, but their length is
+	// still checked.
+	if err := tw.WriteCheckedBlob(desc, []byte("blobs")); !errors.Is(err, ErrSizeMismatch) {
+		t.Fatalf("checked blob of the wrong length: %v", err)
+	}
 	// A blob that fails is never written whole; the tarball is abandoned.
 	tw = NewTarWriter(io.Discard, time.Unix(0, 0))
 	if err := tw.WriteFile(FileIndex, nil); err != nil {

@@ -67,5 +67,15 @@ func (t *TarWriter) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io
 	return nil
 }
 
+// WriteCheckedBlob writes data, which the caller has already verified
+// against desc (hashed as it arrived), as the blob desc, without hashing
+// it a second time. Its length is still checked.
+func (t *TarWriter) WriteCheckedBlob(desc ocispec.Descriptor, data []byte) error {
+	if int64(len(data)) != desc.Size {
+		return fmt.Errorf("writing blob %s: %w: %d bytes, want %d", desc.Digest, ErrSizeMismatch, len(data), desc.Size)
+	}
+	return t.WriteFile(BlobName(desc.Digest), data)
+}
+
 // Close writes the tar trailer. It does not close the underlying writer.
 func (t *TarWriter) Close() error { return t.tw.Close() }
