@@ -109,6 +109,7 @@ bench-deps:
 	@mkdir -p $(BENCH_BIN)
 	@[ -x $(BENCH_BIN)/crane ]  || GOBIN=$(BENCH_BIN) $(GO) install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 	@[ -x $(BENCH_BIN)/regctl ] || GOBIN=$(BENCH_BIN) $(GO) install github.com/regclient/regclient/cmd/regctl@$(REGCTL_VERSION)
+	@[ -x $(BENCH_BIN)/regsync ] || GOBIN=$(BENCH_BIN) $(GO) install github.com/regclient/regclient/cmd/regsync@$(REGCTL_VERSION)
 	@[ -x $(BENCH_BIN)/oras ]   || GOBIN=$(BENCH_BIN) $(GO) install oras.land/oras/cmd/oras@$(ORAS_VERSION)
 
 clean:

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,7 @@ type config struct {
 	images                  int           // scale mode: this many images (0: off)
 	delay                   time.Duration // scale mode: every request held this long
 	scaleOut                string
+	sizes                   []int // scale mode: the sizes measured (default: a tenth of images, and images)
 	servers                 []regtest.Kind
 	tools                   []string
 }
@@ -54,6 +56,8 @@ func main() {
 	flag.IntVar(&c.images, "images", 0, "scale mode instead of the standard run: this many small images (e.g. 1000)")
 	flag.DurationVar(&c.delay, "delay", 10*time.Millisecond, "scale mode: how long a proxy holds every request")
 	flag.StringVar(&c.scaleOut, "scale-out", "testdata/bench/scale.md", "scale mode: where to write the table")
+	var sizes string
+	flag.StringVar(&sizes, "scale-sizes", "", "scale mode: comma-separated image counts to measure instead of a tenth of -images and -images")
 	flag.StringVar(&servers, "servers", "distribution-v3,docker-registry-2.8", "destination registry servers")
 	flag.StringVar(&tools, "tools", "ferry,skopeo,crane,regctl,oras", "tools to measure")
 	flag.Parse()
@@ -61,6 +65,17 @@ func main() {
 		c.servers = append(c.servers, regtest.Kind(s))
 	}
 	c.tools = strings.Split(tools, ",")
+	for _, s := range strings.Split(sizes, ",") {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			c.sizes = append(c.sizes, n)
+		} else if s != "" {
+			fmt.Fprintf(os.Stderr, "bench: -scale-sizes: %q is not a positive count\n", s)
+			os.Exit(2)
+		}
+	}
+	if c.images == 0 && len(c.sizes) > 0 {
+		c.images = c.sizes[len(c.sizes)-1]
+	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

@@ -49,37 +49,44 @@ func startDelayProxy(reg *regtest.Server, delay time.Duration) (*delayProxy, err
 
 func (p *delayProxy) stop() { p.srv.Close() }
 
-// scaleRow is one measured operation at one size.
+// scaleRow is one measured operation of one tool at one size.
 type scaleRow struct {
-	op       string
+	op, tool string
 	images   int
 	s        sample
 	requests int64
 }
 
-// runScale is the scale mode: many small images over many repositories,
-// ferry's export and import measured at a tenth of c.images and at
-// c.images, every request held c.delay, so that the growth per image in
-// time, requests and peak memory shows.
+// scaleTools are the tools the scale mode runs: ferry and the two peers
+// that sync many images in one run.
+var scaleTools = []string{"ferry", "regsync", "skopeo"}
+
+// runScale is the scale mode: a mirror's shape (two tags per repository,
+// shared bases, one app in ten multi-arch) at a tenth of c.images and at
+// c.images, every request held c.delay, ferry and its peers interleaved,
+// so that the growth per image in time, requests and peak memory shows.
 func runScale(ctx context.Context, c config, src *regtest.Server) error {
-	set, err := imagegen.Generate(imagegen.Options{Apps: c.images, LayerSize: 1 << 10})
-	if err != nil {
-		return err
-	}
-	set.Images = withoutNested(set.Images)
-	log("scale: pushing %d images to %s", len(set.Images), src.Host)
-	if err := set.Push(ctx, src.Host); err != nil {
-		return err
-	}
-	set.Blobs = nil
 	sp, err := startDelayProxy(src, c.delay)
 	if err != nil {
 		return err
 	}
 	defer sp.stop()
+	e := &env{config: c, src: src}
+	var tools []string
+	for _, t := range scaleTools {
+		if t == "ferry" || e.bin(t) != "" {
+			tools = append(tools, t)
+		} else {
+			log("scale: %s is not installed; left out (make bench installs it)", t)
+		}
+	}
 	var rows []scaleRow
-	for _, n := range []int{max(1, len(set.Images)/10), len(set.Images)} {
-		r, err := scaleOnce(ctx, c, sp, set.Images[:n])
+	for _, n := range c.scaleSizes() {
+		images, err := pushScaleSet(ctx, src, n)
+		if err != nil {
+			return err
+		}
+		r, err := scaleOnce(ctx, e, sp, tools, images)
 		if err != nil {
 			return err
 		}
@@ -90,71 +97,124 @@ func runScale(ctx context.Context, c config, src *regtest.Server) error {
 	return layout.WriteFileBytes(c.scaleOut, 0o644, []byte(table))
 }
 
-// scaleOnce measures, for images: export to a directory and to a tarball,
-// import of each into a fresh registry, and a re-import of the directory.
-func scaleOnce(ctx context.Context, c config, sp *delayProxy, images []imagegen.Image) ([]scaleRow, error) {
-	dir := filepath.Join(c.work, fmt.Sprintf("scale-%d", len(images)))
+// scaleSizes is -scale-sizes, or a tenth of -images and -images.
+func (c config) scaleSizes() []int {
+	if len(c.sizes) > 0 {
+		return c.sizes
+	}
+	return []int{max(1, c.images/10), c.images}
+}
+
+// pushScaleSet generates n images in a mirror's shape under a namespace of
+// their own and pushes them to src.
+func pushScaleSet(ctx context.Context, src *regtest.Server, n int) ([]imagegen.Image, error) {
+	set, err := imagegen.Generate(imagegen.Options{
+		Apps: n, LayerSize: 1 << 10, Namespace: fmt.Sprintf("n%d", n),
+		Repositories: max(1, n/2), Bases: 5, MultiArchEvery: 10,
+	})
+	if err != nil {
+		return nil, err
+	}
+	images := withoutNested(set.Images)
+	set.Images = images
+	log("scale: pushing %d images to %s", len(images), src.Host)
+	if err := set.Push(ctx, src.Host); err != nil {
+		return nil, err
+	}
+	return images, nil
+}
+
+// scaleOnce measures, for images and each tool: export to a directory,
+// import of it into a fresh registry and a re-import; for ferry also export
+// to a tarball and its import. Tools take turns within each operation.
+func scaleOnce(ctx context.Context, e *env, sp *delayProxy, tools []string, images []imagegen.Image) ([]scaleRow, error) {
+	dir := filepath.Join(e.work, fmt.Sprintf("scale-%d", len(images)))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	list := filepath.Join(dir, "images.txt")
-	var refs []string
-	for _, img := range images {
-		refs = append(refs, img.Reference(sp.host))
-	}
-	if err := os.WriteFile(list, []byte(strings.Join(refs, "\n")+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	ferry := func(args ...string) []*exec.Cmd {
-		return []*exec.Cmd{exec.Command(c.ferry, append([]string{"-q"}, args...)...)}
-	}
-	bdir, btar := filepath.Join(dir, "bundle"), filepath.Join(dir, "bundle.tar")
 	var rows []scaleRow
-	measure := func(op string, p *delayProxy, cmds []*exec.Cmd) error {
-		log("scale: %s, %d images", op, len(images))
+	measure := func(op, tool string, p *delayProxy, cmds []*exec.Cmd) error {
+		log("scale: %s %s, %d images", tool, op, len(images))
 		before := p.requests.Load()
 		s, err := timed(cmds, nil)
 		if err != nil {
 			return err
 		}
-		rows = append(rows, scaleRow{op: op, images: len(images), s: s, requests: p.requests.Load() - before})
+		rows = append(rows, scaleRow{op: op, tool: tool, images: len(images), s: s, requests: p.requests.Load() - before})
 		return nil
 	}
-	if err := measure("export → directory", sp, ferry("export", "--images-file", list, "-o", bdir, "--src-plain-http")); err != nil {
+	bundles := map[string]string{}
+	for _, tool := range tools {
+		out := filepath.Join(dir, tool+"-bundle")
+		cmds, err := scaleExport(e, tool, sp.host, images, out)
+		if err != nil {
+			return nil, err
+		}
+		if err := measure("export → directory", tool, sp, cmds); err != nil {
+			return nil, err
+		}
+		bundles[tool] = out
+	}
+	btar := filepath.Join(dir, "ferry-bundle.tar")
+	tarCmds, err := scaleExport(e, "ferry", sp.host, images, btar)
+	if err != nil {
 		return nil, err
 	}
-	if err := measure("export → tarball", sp, ferry("export", "--images-file", list, "-o", btar, "--src-plain-http")); err != nil {
+	if err := measure("export → tarball", "ferry", sp, tarCmds); err != nil {
 		return nil, err
 	}
-	for _, in := range []struct{ op, path string }{{"import ← directory", bdir}, {"import ← tarball", btar}} {
-		dst, err := regtest.Start(ctx, regtest.Distribution, filepath.Join(dir, "dst-"+filepath.Base(in.path)), regtest.Options{})
-		if err != nil {
-			return nil, err
-		}
-		dp, err := startDelayProxy(dst, c.delay)
-		if err != nil {
-			dst.Stop()
-			return nil, err
-		}
-		err = measure(in.op, dp, ferry("import", in.path, "--to", dp.host+"/m", "--dest-plain-http"))
-		if err == nil && in.path == bdir {
-			err = measure("re-import ← directory", dp, ferry("import", in.path, "--to", dp.host+"/m", "--dest-plain-http"))
-		}
-		dp.stop()
-		dst.Stop()
+	for _, tool := range tools {
+		err := withScaleDest(ctx, e, dir, tool+"-dir", func(dp *delayProxy) error {
+			if err := measure("import ← directory", tool, dp, scaleImport(e, tool, bundles[tool], dp.host, images)); err != nil {
+				return err
+			}
+			return measure("re-import ← directory", tool, dp, scaleImport(e, tool, bundles[tool], dp.host, images))
+		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	return rows, nil
+	err = withScaleDest(ctx, e, dir, "ferry-tar", func(dp *delayProxy) error {
+		return measure("import ← tarball", "ferry", dp, scaleImport(e, "ferry", btar, dp.host, images))
+	})
+	return rows, err
+}
+
+// withScaleDest runs f against a fresh registry behind a delaying proxy.
+func withScaleDest(ctx context.Context, e *env, dir, name string, f func(*delayProxy) error) error {
+	dst, err := regtest.Start(ctx, regtest.Distribution, filepath.Join(dir, "dst-"+name), regtest.Options{})
+	if err != nil {
+		return err
+	}
+	defer dst.Stop()
+	dp, err := startDelayProxy(dst, e.delay)
+	if err != nil {
+		return err
+	}
+	defer dp.stop()
+	return f(dp)
 }
 
 func renderScale(c config, rows []scaleRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# ferry at scale\n\n%d small images, one repository each (a shared base layer), every request held %s by a proxy.\n\n", c.images, c.delay)
-	b.WriteString("| operation | images | wall s | requests / image | peak RSS | CPU s |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "# ferry at scale\n\nUp to %d small images in a mirror's shape (two tags per repository, 5 shared base layers, one app in ten multi-arch), every request held %s by a proxy; tools take turns on each operation. Requests are counted at the proxy.\n\n", c.images, c.delay)
+	b.WriteString("| operation | images | tool | wall s | requests / image | peak RSS | CPU s | ferry's speed-up |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %.2f | %.2f | %s | %.2f |\n", r.op, r.images, r.s.wall.Seconds(), float64(r.requests)/float64(r.images), human(r.s.maxRSS), r.s.cpu.Seconds())
+		fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %.2f | %s | %.2f | %s |\n", r.op, r.images, r.tool, r.s.wall.Seconds(), float64(r.requests)/float64(r.images), human(r.s.maxRSS), r.s.cpu.Seconds(), speedUp(rows, r))
 	}
 	return b.String()
+}
+
+// speedUp is how many times faster ferry ran the same operation at the same
+// size than the tool of r, for a peer's row.
+func speedUp(rows []scaleRow, r scaleRow) string {
+	if r.tool == "ferry" {
+		return ""
+	}
+	for _, f := range rows {
+		if f.tool == "ferry" && f.op == r.op && f.images == r.images {
+			return fmt.Sprintf("%.2f×", r.s.wall.Seconds()/f.s.wall.Seconds())
+		}
+	}
+	return ""
 }

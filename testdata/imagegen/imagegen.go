@@ -38,6 +38,17 @@ type Options struct {
 	// Namespace, when set, is put in front of every repository path
 	// ("text" → text/library/base), so that two sets can share a registry.
 	Namespace string
+	// Repositories, when set, spreads the apps over this many repositories
+	// (team/app1 … team/app<Repositories>), several tags each
+	// (v<Version>.0, v<Version>.1, …): a mirror's shape. 0 means one
+	// repository per app, tagged v<Version>.
+	Repositories int
+	// Bases is the number of distinct base layers the apps share, app i
+	// using base i mod Bases, each also tagged library/base:<n>. 0 means 1.
+	Bases int
+	// MultiArchEvery, when set, makes every n-th app an index of an amd64
+	// and an arm64 image instead of a single manifest.
+	MultiArchEvery int
 }
 
 // Image is one tagged image of a set.
@@ -73,28 +84,20 @@ func Generate(opts Options) (*Set, error) {
 	if opts.Version == 0 {
 		opts.Version = 1
 	}
+	if opts.Bases == 0 {
+		opts.Bases = 1
+	}
 	g := &generator{opts: opts, set: &Set{Blobs: map[digest.Digest][]byte{}, Graph: map[digest.Digest][]ocispec.Descriptor{}}}
 
-	base, err := g.layer("base", 1)
+	bases, baseImg, err := g.bases()
 	if err != nil {
 		return nil, err
 	}
-	baseImg, err := g.image("amd64", base)
-	if err != nil {
-		return nil, err
-	}
-	g.add("library/base", "1", baseImg)
-
+	base := bases[0]
 	for i := 1; i <= opts.Apps; i++ {
-		top, err := g.layer(fmt.Sprintf("app%d", i), uint64(1000*i+opts.Version))
-		if err != nil {
+		if err := g.app(i, bases[i%len(bases)]); err != nil {
 			return nil, err
 		}
-		m, err := g.image("amd64", base, top)
-		if err != nil {
-			return nil, err
-		}
-		g.add(fmt.Sprintf("team/app%d", i), fmt.Sprintf("v%d", opts.Version), m)
 	}
 
 	// A multi-arch image: one manifest per platform under an index.
@@ -124,6 +127,73 @@ func Generate(opts Options) (*Set, error) {
 	}
 	g.add("library/nested", "1", nested)
 	return g.set, nil
+}
+
+// bases makes the shared base layers, each tagged library/base:<n>, and
+// returns them with the first base image.
+func (g *generator) bases() ([]layerDesc, ocispec.Descriptor, error) {
+	var layers []layerDesc
+	var first ocispec.Descriptor
+	for n := 1; n <= g.opts.Bases; n++ {
+		name, seed := "base", uint64(1)
+		if n > 1 {
+			name, seed = fmt.Sprintf("base%d", n), uint64(1<<40+n)
+		}
+		l, err := g.layer(name, seed)
+		if err != nil {
+			return nil, first, err
+		}
+		img, err := g.image("amd64", l)
+		if err != nil {
+			return nil, first, err
+		}
+		if n == 1 {
+			first = img
+		}
+		g.add("library/base", fmt.Sprint(n), img)
+		layers = append(layers, l)
+	}
+	return layers, first, nil
+}
+
+// app makes application image i over base: one manifest, or an index of
+// two platforms for every MultiArchEvery-th app.
+func (g *generator) app(i int, base layerDesc) error {
+	repo, tag := fmt.Sprintf("team/app%d", i), fmt.Sprintf("v%d", g.opts.Version)
+	if r := g.opts.Repositories; r > 0 {
+		repo, tag = fmt.Sprintf("team/app%d", (i-1)%r+1), fmt.Sprintf("v%d.%d", g.opts.Version, (i-1)/r)
+	}
+	archs := []string{"amd64"}
+	if n := g.opts.MultiArchEvery; n > 0 && i%n == 0 {
+		archs = append(archs, "arm64")
+	}
+	var platforms []ocispec.Descriptor
+	for n, arch := range archs {
+		name := fmt.Sprintf("app%d", i)
+		if n > 0 {
+			name += "-" + arch
+		}
+		top, err := g.layer(name, uint64(1000*i+g.opts.Version)+uint64(n)<<32)
+		if err != nil {
+			return err
+		}
+		m, err := g.image(arch, base, top)
+		if err != nil {
+			return err
+		}
+		m.Platform = &ocispec.Platform{OS: "linux", Architecture: arch}
+		platforms = append(platforms, m)
+	}
+	root := platforms[0]
+	if len(platforms) > 1 {
+		var err error
+		if root, err = g.index(platforms...); err != nil {
+			return err
+		}
+	}
+	root.Platform = nil
+	g.add(repo, tag, root)
+	return nil
 }
 
 type generator struct {
