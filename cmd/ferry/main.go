@@ -23,6 +23,7 @@ func main() {
 			defer f.Close()
 		}
 	}
+	writeMemProfile := startMemProfile()
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, os.Args[1:], os.Stdout, os.Stderr) }()
 	var code int
@@ -39,6 +40,7 @@ func main() {
 		}
 	}
 	pprof.StopCPUProfile()
+	writeMemProfile()
 	stop()
 	os.Exit(code)
 }

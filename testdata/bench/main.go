@@ -41,6 +41,7 @@ type config struct {
 	sizes                   []int // scale mode: the sizes measured (default: a tenth of images, and images)
 	servers                 []regtest.Kind
 	tools                   []string
+	scaleTools              []string // scale mode: tools to measure
 }
 
 func main() {
@@ -56,7 +57,9 @@ func main() {
 	flag.IntVar(&c.images, "images", 0, "scale mode instead of the standard run: this many small images (e.g. 1000)")
 	flag.DurationVar(&c.delay, "delay", 10*time.Millisecond, "scale mode: how long a proxy holds every request")
 	flag.StringVar(&c.scaleOut, "scale-out", "testdata/bench/scale.md", "scale mode: where to write the table")
-	var sizes string
+	var sizes, reqLog, scaleToolList string
+	flag.StringVar(&scaleToolList, "scale-tools", strings.Join(scaleTools, ","), "scale mode: tools to measure")
+	flag.StringVar(&reqLog, "request-log", "", "scale mode: append every request the proxies see (address, method, path) to this file")
 	flag.StringVar(&sizes, "scale-sizes", "", "scale mode: comma-separated image counts to measure instead of a tenth of -images and -images")
 	flag.StringVar(&servers, "servers", "distribution-v3,docker-registry-2.8", "destination registry servers")
 	flag.StringVar(&tools, "tools", "ferry,skopeo,crane,regctl,oras", "tools to measure")
@@ -72,6 +75,16 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: -scale-sizes: %q is not a positive count\n", s)
 			os.Exit(2)
 		}
+	}
+	c.scaleTools = strings.Split(scaleToolList, ",")
+	if reqLog != "" {
+		f, err := os.OpenFile(reqLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		requestLog = f
 	}
 	if c.images == 0 && len(c.sizes) > 0 {
 		c.images = c.sizes[len(c.sizes)-1]

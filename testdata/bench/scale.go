@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,9 @@ func startDelayProxy(reg *regtest.Server, delay time.Duration) (*delayProxy, err
 	p := &delayProxy{host: ln.Addr().String()}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
+		if requestLog != nil {
+			fmt.Fprintf(requestLog, "%s %s %s\n", ln.Addr(), r.Method, r.URL.Path)
+		}
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
@@ -46,6 +50,9 @@ func startDelayProxy(reg *regtest.Server, delay time.Duration) (*delayProxy, err
 	go p.srv.Serve(ln)
 	return p, nil
 }
+
+// requestLog, when set (-request-log), gets every request the proxies see.
+var requestLog *os.File
 
 func (p *delayProxy) stop() { p.srv.Close() }
 
@@ -73,7 +80,10 @@ func runScale(ctx context.Context, c config, src *regtest.Server) error {
 	defer sp.stop()
 	e := &env{config: c, src: src}
 	var tools []string
-	for _, t := range scaleTools {
+	for _, t := range c.scaleTools {
+		if !slices.Contains(scaleTools, t) {
+			return fmt.Errorf("-scale-tools: %q is not one of %s", t, strings.Join(scaleTools, ", "))
+		}
 		if t == "ferry" || e.bin(t) != "" {
 			tools = append(tools, t)
 		} else {
@@ -125,8 +135,9 @@ func pushScaleSet(ctx context.Context, src *regtest.Server, n int) ([]imagegen.I
 }
 
 // scaleOnce measures, for images and each tool: export to a directory,
-// import of it into a fresh registry and a re-import; for ferry also export
-// to a tarball and its import. Tools take turns within each operation.
+// import of it into a fresh registry and a re-import; then, for ferry,
+// export to a tarball and its import. Tools take turns within each
+// operation.
 func scaleOnce(ctx context.Context, e *env, sp *delayProxy, tools []string, images []imagegen.Image) ([]scaleRow, error) {
 	dir := filepath.Join(e.work, fmt.Sprintf("scale-%d", len(images)))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -155,14 +166,6 @@ func scaleOnce(ctx context.Context, e *env, sp *delayProxy, tools []string, imag
 		}
 		bundles[tool] = out
 	}
-	btar := filepath.Join(dir, "ferry-bundle.tar")
-	tarCmds, err := scaleExport(e, "ferry", sp.host, images, btar)
-	if err != nil {
-		return nil, err
-	}
-	if err := measure("export → tarball", "ferry", sp, tarCmds); err != nil {
-		return nil, err
-	}
 	for _, tool := range tools {
 		err := withScaleDest(ctx, e, dir, tool+"-dir", func(dp *delayProxy) error {
 			if err := measure("import ← directory", tool, dp, scaleImport(e, tool, bundles[tool], dp.host, images)); err != nil {
@@ -173,6 +176,17 @@ func scaleOnce(ctx context.Context, e *env, sp *delayProxy, tools []string, imag
 		if err != nil {
 			return nil, err
 		}
+	}
+	if !slices.Contains(tools, "ferry") {
+		return rows, nil
+	}
+	btar := filepath.Join(dir, "ferry-bundle.tar")
+	tarCmds, err := scaleExport(e, "ferry", sp.host, images, btar)
+	if err != nil {
+		return nil, err
+	}
+	if err := measure("export → tarball", "ferry", sp, tarCmds); err != nil {
+		return nil, err
 	}
 	err = withScaleDest(ctx, e, dir, "ferry-tar", func(dp *delayProxy) error {
 		return measure("import ← tarball", "ferry", dp, scaleImport(e, "ferry", btar, dp.host, images))

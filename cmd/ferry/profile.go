@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/ferry-oci/ferry/layout"
+)
+
+// FERRY_MEMPROFILE=FILE writes a pprof heap profile taken when the heap in
+// use was largest (sampled every 200 ms, after a GC), for tuning memory with
+// the benchmark's scale mode; a directory gets one file per run, named by
+// process id. The returned func takes the last sample and writes the file.
+func startMemProfile() func() {
+	path := os.Getenv("FERRY_MEMPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, fmt.Sprintf("ferry-%d.pprof", os.Getpid()))
+	}
+	var peak uint64
+	var best []byte
+	sample := func() {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc <= peak {
+			return
+		}
+		peak = ms.HeapAlloc
+		var buf bytes.Buffer
+		if pprof.Lookup("heap").WriteTo(&buf, 0) == nil {
+			best = buf.Bytes()
+		}
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		sample()
+		layout.WriteFileBytes(path, 0o644, best)
+	}
+}
