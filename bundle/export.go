@@ -394,6 +394,7 @@ func parseReferences(in []string) ([]Reference, error) {
 // planExport resolves every reference at its source and walks its graph.
 func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs int) (*Plan, *layout.Graph, error) {
 	images := make([]PlannedImage, len(refs))
+	graph := layout.NewGraph()
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, ref := range refs {
@@ -402,7 +403,7 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 			if err != nil {
 				return err
 			}
-			desc, err := repo.Resolve(ectx, ref.Target())
+			desc, err := resolveRoot(ectx, repo, graph, ref.Target())
 			if err != nil {
 				return c.Wrap(registry.OpResolve, ref.String(), err)
 			}
@@ -416,7 +417,6 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 	if err := eg.Wait(); err != nil {
 		return nil, nil, err
 	}
-	graph := layout.NewGraph()
 	err := walkImages(ctx, graph, images, jobs, func(img PlannedImage) (layout.Fetcher, error) {
 		return c.Repository(img.Source.Registry, img.Source.Repository)
 	})
@@ -428,6 +428,26 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 		return nil, nil, err
 	}
 	return &Plan{Images: images}, graph, nil
+}
+
+// resolveRoot asks the source for an image's root in one GET, not a HEAD
+// and then a GET: the manifest comes with its descriptor and goes into the
+// graph, verified against it, so the walk does not fetch it again. What the
+// walk would refuse (not a manifest, over the cap) is left for it to refuse.
+func resolveRoot(ctx context.Context, repo *registry.Repository, graph *layout.Graph, target string) (ocispec.Descriptor, error) {
+	desc, rc, err := repo.FetchReference(ctx, target)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer rc.Close()
+	if !layout.IsManifest(desc.MediaType) || desc.Size > layout.MaxManifestSize || layout.ValidateDescriptor(desc) != nil {
+		return desc, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
+	if err != nil {
+		return desc, err
+	}
+	return desc, graph.Add(desc, data)
 }
 
 // toDir writes the bundle as a directory: blobs in parallel (3), then

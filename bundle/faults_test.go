@@ -656,3 +656,72 @@ func TestTarballExportFetchesAhead(t *testing.T) {
 		t.Errorf("at most %d blob downloads in flight at once; they ran one after another", c.most)
 	}
 }
+
+// An export asks for each image's root once (a GET that brings the
+// descriptor with it, no HEAD before it), each blob once, and probes the
+// referrers API once per registry, not once per repository.
+func TestExportRequestsPerImage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src, set, _ := seed(t, regtest.Distribution, imagegen.Options{Apps: 12, Repositories: 6, Bases: 2, MultiArchEvery: 4})
+	proxy, seen := countingProxy(t, src)
+	var refs []string
+	for _, img := range set.Images {
+		refs = append(refs, img.Reference(proxy))
+	}
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: filepath.Join(t.TempDir(), "b"), Source: plain, Jobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range set.Images {
+		root := "/v2/" + img.Repository + "/manifests/" + img.Tag
+		if seen["GET "+root] != 1 || seen["HEAD "+root] != 0 {
+			t.Errorf("%s:%s: %d GET and %d HEAD of its tag, want 1 GET", img.Repository, img.Tag, seen["GET "+root], seen["HEAD "+root])
+		}
+	}
+	probes := 0
+	for k, n := range seen {
+		if strings.Contains(k, "/referrers/") {
+			probes += n
+		}
+		if strings.Contains(k, "/blobs/") && n > 1 {
+			t.Errorf("%s sent %d times", k, n)
+		}
+	}
+	if probes != 1 {
+		t.Errorf("the referrers API was asked for %d times over %d repositories; once tells for the registry", probes, len(set.Images))
+	}
+}
+
+// A fresh import asks for each image's root manifest once before pushing
+// it and, after, checks its tag: the tag resolving to the image shows the
+// root is there, with no request of its own.
+func TestImportChecksEachRootOnce(t *testing.T) {
+	t.Parallel()
+	_, set, out := exportSet(t, regtest.Distribution)
+	dst := regtest.New(t, regtest.Distribution)
+	proxy, seen := countingProxy(t, dst)
+	if _, err := bundle.Import(context.Background(), bundle.ImportOptions{Bundle: out, To: proxy + "/m", Dest: plain}); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range set.Images {
+		byDigest := "HEAD /v2/m/" + img.Repository + "/manifests/" + img.Root.Digest.String()
+		byTag := "HEAD /v2/m/" + img.Repository + "/manifests/" + img.Tag
+		if seen[byDigest] != 1 || seen[byTag] != 2 {
+			t.Errorf("%s:%s: %d HEADs of its root and %d of its tag; want 1 (before the push) and 2 (the plan, the check after)", img.Repository, img.Tag, seen[byDigest], seen[byTag])
+		}
+	}
+}
+
+// countingProxy is a pass-through proxy in front of s; the map it returns
+// counts the requests by "METHOD path", to be read once the work is done.
+func countingProxy(t *testing.T, s *regtest.Server) (string, map[string]int) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	proxy := regtest.NewProxy(t, s, func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		seen[r.Method+" "+r.URL.Path]++
+		mu.Unlock()
+		return false
+	})
+	return proxy, seen
+}

@@ -337,11 +337,15 @@ func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagA
 		fn         func(context.Context, *registry.Repository) (bool, error)
 	}
 	var checks []check
+	// A tag that resolves to its image shows the image's root manifest is
+	// there: that manifest needs no request of its own.
+	byTag := map[string]bool{}
 	for _, a := range tags {
 		if a.Current == a.Target.Root.Digest {
 			continue
 		}
 		a := a
+		byTag[a.Target.Dest.Repository+"@"+a.Target.Root.Digest.String()] = true
 		checks = append(checks, check{a.Target.Dest.Repository, "tag " + a.Target.Dest.String(), func(ctx context.Context, repo *registry.Repository) (bool, error) {
 			d, err := repo.Resolve(ctx, a.Target.Dest.Tag)
 			if harbor.PullBlocked(err) {
@@ -352,7 +356,7 @@ func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagA
 	}
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if !p.manifestsMissing[r.name+"@"+d.Digest.String()] {
+			if key := r.name + "@" + d.Digest.String(); !p.manifestsMissing[key] || byTag[key] {
 				continue
 			}
 			d := d

@@ -50,21 +50,32 @@ func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	return n.data, true
 }
 
-// Add puts a manifest or index ferry made itself (a narrowed index) in the
-// graph, as if it had been read: its children must be there already, and a
-// later Walk from it reads nothing.
+// Add puts a manifest or index in the graph, as if it had been read: one
+// ferry made itself (a narrowed index) or one fetched along with its
+// descriptor (a tag resolved by GET). The bytes must match desc; a later
+// Walk from it reads nothing more for it.
 func (g *Graph) Add(desc ocispec.Descriptor, data []byte) error {
 	if digest.FromBytes(data) != desc.Digest || int64(len(data)) != desc.Size {
 		return fmt.Errorf("manifest %s: %w: the bytes do not match their descriptor", desc.Digest, ErrInvalidManifest)
 	}
+	_, err := g.store(desc, data)
+	return err
+}
+
+// store parses a manifest's verified bytes and keeps them with its
+// children, noting its config.
+func (g *Graph) store(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, error) {
 	children, err := Children(desc, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.nodes[desc.Digest] = &node{data: data, children: children}
-	return nil
+	if !IsIndex(desc.MediaType) && desc.MediaType != mediaTypeOCIArtifact && len(children) > 0 {
+		g.configs[children[0].Digest] = true
+	}
+	return children, nil
 }
 
 // Children returns the children of a manifest or index the graph has read.
@@ -136,15 +147,5 @@ func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor
 	if err != nil {
 		return nil, err
 	}
-	children, err := Children(desc, data)
-	if err != nil {
-		return nil, err
-	}
-	g.mu.Lock()
-	g.nodes[desc.Digest] = &node{data: data, children: children}
-	if !IsIndex(desc.MediaType) && desc.MediaType != mediaTypeOCIArtifact && len(children) > 0 {
-		g.configs[children[0].Digest] = true
-	}
-	g.mu.Unlock()
-	return children, nil
+	return g.store(desc, data)
 }

@@ -87,6 +87,11 @@ type Client struct {
 	// noAPI records, per Repository, whether its registry has no
 	// referrers API (NoReferrersAPI).
 	noAPI sync.Map
+	// hostNoAPI records the registry hosts a Referrers call found without
+	// the referrers API. A registry has the API for every repository or for
+	// none, so the other repositories are not probed again: one probe per
+	// registry, not one per repository.
+	hostNoAPI sync.Map
 	// repos holds one Repository per host/path: oras-go keeps a
 	// repository's referrers capability and serialises its referrers-index
 	// updates per instance, so every push to one repository must go through

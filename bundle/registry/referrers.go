@@ -18,6 +18,7 @@ import (
 // NAME_UNKNOWN) has none. oras-go tells the two answers apart and
 // remembers which the registry gave.
 func (c *Client) Referrers(ctx context.Context, repo *Repository, subject ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	c.NoReferrersAPI(repo) // a registry found without the API: not probed again
 	var out []ocispec.Descriptor
 	err := repo.Referrers(ctx, subject, "", func(page []ocispec.Descriptor) error {
 		out = append(out, page...)
@@ -26,7 +27,11 @@ func (c *Client) Referrers(ctx context.Context, repo *Repository, subject ocispe
 	if err == nil {
 		// The call has settled which way the registry answers; a setting
 		// that disagrees is refused, so this tells without changing it.
-		c.noAPI.LoadOrStore(repo, repo.SetReferrersCapability(true) != nil)
+		noAPI := repo.SetReferrersCapability(true) != nil
+		c.noAPI.LoadOrStore(repo, noAPI)
+		if noAPI {
+			c.hostNoAPI.Store(repo.Reference.Registry, true)
+		}
 	}
 	if err != nil && (HasCode(err, "NAME_UNKNOWN") || errors.Is(err, errdef.ErrNotFound)) {
 		return nil, nil
@@ -34,13 +39,20 @@ func (c *Client) Referrers(ctx context.Context, repo *Repository, subject ocispe
 	return out, c.Wrap(OpReferrers, repo.Reference.Repository+"@"+subject.Digest.String(), err)
 }
 
-// NoReferrersAPI reports whether repo is known to have no referrers API
-// (a Referrers call has found the tag schema instead): then a subject whose
+// NoReferrersAPI reports whether repo is known to have no referrers API (a
+// Referrers call there, or in another repository of the same registry, has
+// found the tag schema instead; oras-go is then told so): then a subject whose
 // sha256-<hex> tag is not in the repository's tag list has no referrers,
 // and need not be asked for.
 func (c *Client) NoReferrersAPI(repo *Repository) bool {
-	v, ok := c.noAPI.Load(repo)
-	return ok && v.(bool)
+	if v, ok := c.noAPI.Load(repo); ok {
+		return v.(bool)
+	}
+	if _, ok := c.hostNoAPI.Load(repo.Reference.Registry); ok && repo.SetReferrersCapability(false) == nil {
+		c.noAPI.Store(repo, true)
+		return true
+	}
+	return false
 }
 
 // ReferrersTag is the referrers tag schema's tag for subject: <alg>-<hex>.
