@@ -443,9 +443,9 @@ func resolveRoot(ctx context.Context, repo *registry.Repository, graph *layout.G
 	if !layout.IsManifest(desc.MediaType) || desc.Size > layout.MaxManifestSize || layout.ValidateDescriptor(desc) != nil {
 		return desc, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
-	if err != nil {
-		return desc, err
+	data := make([]byte, desc.Size) // exactly: the graph keeps every root
+	if _, err := io.ReadFull(rc, data); err != nil {
+		return desc, fmt.Errorf("reading manifest %s: %w", desc.Digest, err)
 	}
 	return desc, graph.Add(desc, data)
 }

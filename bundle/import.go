@@ -242,16 +242,16 @@ type importPlan struct {
 	repos     []repoGraph
 	missing   []RepoBlob
 	presentIn map[digest.Digest]string
-	// manifestsMissing holds repository + "@" + digest of each manifest
-	// the destination lacks.
-	manifestsMissing map[string]bool
+	// manifestsMissing holds each manifest the destination lacks, in its
+	// repository.
+	manifestsMissing map[inRepo]bool
 	// sent holds each digest the import sends (once, whatever the number
 	// of repositories), for the summary.
 	sent map[digest.Digest]bool
 	// referrers are the bundle's; referrersThere, the keys of those the
 	// destination lists already.
 	referrers      []TargetReferrer
-	referrersThere map[string]bool
+	referrersThere map[inRepo]bool
 }
 
 // plan creates the Harbor projects asked for, then asks the destination
@@ -339,13 +339,13 @@ func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagA
 	var checks []check
 	// A tag that resolves to its image shows the image's root manifest is
 	// there: that manifest needs no request of its own.
-	byTag := map[string]bool{}
+	byTag := map[inRepo]bool{}
 	for _, a := range tags {
 		if a.Current == a.Target.Root.Digest {
 			continue
 		}
 		a := a
-		byTag[a.Target.Dest.Repository+"@"+a.Target.Root.Digest.String()] = true
+		byTag[inRepo{a.Target.Dest.Repository, a.Target.Root.Digest}] = true
 		checks = append(checks, check{a.Target.Dest.Repository, "tag " + a.Target.Dest.String(), func(ctx context.Context, repo *registry.Repository) (bool, error) {
 			d, err := repo.Resolve(ctx, a.Target.Dest.Tag)
 			if harbor.PullBlocked(err) {
@@ -356,10 +356,10 @@ func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagA
 	}
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if key := r.name + "@" + d.Digest.String(); !p.manifestsMissing[key] || byTag[key] {
+			if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing[key] || byTag[key] {
 				continue
 			}
-			d := d
+			d := *d
 			checks = append(checks, check{r.name, "manifest " + d.Digest.String() + " in " + r.name, func(ctx context.Context, repo *registry.Repository) (bool, error) {
 				ok, err := repo.Manifests().Exists(ctx, d)
 				if harbor.PullBlocked(err) {
@@ -519,8 +519,17 @@ func refuseCollisions(targets []Target) ([]Target, error) {
 // repoGraph is what one destination repository receives.
 type repoGraph struct {
 	name string
-	// descs lists every descriptor, children first, each once.
-	descs []ocispec.Descriptor
+	// descs lists every descriptor, children first, each once: pointers
+	// into the targets' graphs, not copies.
+	descs []*ocispec.Descriptor
+}
+
+// inRepo is a digest in a destination repository: the key of the plan's
+// sets. A struct, not a joined string, so that the thousands of keys share
+// the names and digests the plan holds anyway.
+type inRepo struct {
+	repo   string
+	digest digest.Digest
 }
 
 // provablyThere is what the destination provably holds: everything below
@@ -529,8 +538,8 @@ type repoGraph struct {
 // (and ferry pushes children first). A re-import then costs one tag lookup
 // an image, and a delta requests in proportion to what changed. A dry run
 // (verify --against) and --verify-first check everything instead.
-func provablyThere(targets []Target, tags []TagAction, opts ImportOptions) map[string]bool {
-	known := map[string]bool{}
+func provablyThere(targets []Target, tags []TagAction, opts ImportOptions) map[inRepo]bool {
+	known := map[inRepo]bool{}
 	if opts.DryRun || opts.VerifyFirst {
 		return known
 	}
@@ -539,7 +548,7 @@ func provablyThere(targets []Target, tags []TagAction, opts ImportOptions) map[s
 			continue
 		}
 		for _, d := range a.Target.Graph {
-			known[a.Target.Dest.Repository+"@"+d.Digest.String()] = true
+			known[inRepo{a.Target.Dest.Repository, d.Digest}] = true
 		}
 	}
 	return known
@@ -585,8 +594,8 @@ func groupByRepository(targets []Target, referrers []TargetReferrer) []repoGraph
 			out = append(out, repoGraph{name: name})
 			seen[name] = map[digest.Digest]bool{}
 		}
-		for _, d := range t.Graph {
-			if !seen[name][d.Digest] {
+		for j := range t.Graph {
+			if d := &t.Graph[j]; !seen[name][d.Digest] {
 				seen[name][d.Digest] = true
 				out[i].descs = append(out[i].descs, d)
 			}
@@ -597,8 +606,8 @@ func groupByRepository(targets []Target, referrers []TargetReferrer) []repoGraph
 		if !ok {
 			continue // its subject's image is not in this bundle: nothing to refer to
 		}
-		for _, d := range r.Graph {
-			if !seen[r.Dest.Repository][d.Digest] {
+		for j := range r.Graph {
+			if d := &r.Graph[j]; !seen[r.Dest.Repository][d.Digest] {
 				seen[r.Dest.Repository][d.Digest] = true
 				out[i].descs = append(out[i].descs, d)
 			}
@@ -626,13 +635,13 @@ type importer struct {
 	referrers []TargetReferrer
 	// sourceHosts are the registries the bundle's images came from.
 	sourceHosts []string
-	// known holds repository + "@" + digest of what is provably at the
-	// destination already (provablyThere): never asked for.
-	known map[string]bool
+	// known holds what is provably at the destination already, in its
+	// repository (provablyThere): never asked for.
+	known map[inRepo]bool
 	// sources caches, per digest, the repositories an omitted blob may be
 	// mounted from (mountSources).
 	sources sync.Map
-	// mountedFrom records, per repository + "@" + digest, the repository
+	// mountedFrom records, per inRepo, the repository
 	// an omitted blob was mounted (dry run: found mountable) from.
 	mountedFrom sync.Map
 	dest        Destination

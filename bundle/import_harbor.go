@@ -120,13 +120,13 @@ func (imp *importer) checkQuotas(ctx context.Context, api *harbor.API, p *import
 		add(rb.Repository, rb.Desc.Digest, rb.Desc.Size)
 	}
 	for _, rb := range res.Mounted {
-		if from, ok := imp.mountedFrom.Load(rb.Repository + "@" + rb.Desc.Digest.String()); !ok || harbor.Project(from.(string)) != harbor.Project(rb.Repository) {
+		if from, ok := imp.mountedFrom.Load(inRepo{rb.Repository, rb.Desc.Digest}); !ok || harbor.Project(from.(string)) != harbor.Project(rb.Repository) {
 			add(rb.Repository, rb.Desc.Digest, rb.Desc.Size)
 		}
 	}
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if p.manifestsMissing[r.name+"@"+d.Digest.String()] {
+			if p.manifestsMissing[inRepo{r.name, d.Digest}] {
 				add(r.name, d.Digest, d.Size)
 			}
 		}

@@ -56,7 +56,6 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 			sum.Mounted++
 			res.Mounted = append(res.Mounted, rb)
 		case imp.inBundle(rb.Desc):
-			p.missing = append(p.missing, rb)
 			res.Push = append(res.Push, rb)
 			// Sent once, to the first repository that lacks it, unless the
 			// destination holds it elsewhere; mounted into the others.
@@ -71,6 +70,7 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
 		}
 	}
+	p.missing = res.Push // the same list: one copy of thousands of pairs
 	if len(lost) > 0 {
 		return fmt.Errorf("%w: %d blob(s) this delta bundle omits are neither in their repository at %s nor mountable from where its baseline says they live:\n  - %s\nimport the bundles the baseline came from first, or export again against a fresh 'ferry inventory' of the destination",
 			ErrMissingAtDestination, len(lost), imp.dest.Registry, strings.Join(lost, "\n  - "))
@@ -92,7 +92,7 @@ func blobsOf(repos []repoGraph) []RepoBlob {
 	for _, r := range repos {
 		for _, d := range r.descs {
 			if !layout.IsManifest(d.MediaType) {
-				all = append(all, RepoBlob{Repository: r.name, Desc: d})
+				all = append(all, RepoBlob{Repository: r.name, Desc: *d})
 			}
 		}
 	}
@@ -111,7 +111,7 @@ func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, erro
 			state[i] = blobForeign
 			continue
 		}
-		if imp.known[rb.Repository+"@"+rb.Desc.Digest.String()] {
+		if imp.known[inRepo{rb.Repository, rb.Desc.Digest}] {
 			state[i] = blobPresent // below a manifest the repository holds: provably there
 			continue
 		}
@@ -160,7 +160,7 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository
 				continue
 			}
 			if ok, err := src.Blobs().Exists(ctx, rb.Desc); err == nil && ok {
-				imp.mountedFrom.Store(rb.Repository+"@"+rb.Desc.Digest.String(), from)
+				imp.mountedFrom.Store(inRepo{rb.Repository, rb.Desc.Digest}, from)
 				return true, nil
 			}
 			continue
@@ -170,7 +170,7 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository
 			return false, err
 		}
 		if ok {
-			imp.mountedFrom.Store(rb.Repository+"@"+rb.Desc.Digest.String(), from)
+			imp.mountedFrom.Store(inRepo{rb.Repository, rb.Desc.Digest}, from)
 			imp.prog.Logf("mounted %s into %s from %s", rb.Desc.Digest, rb.Repository, from)
 			return true, nil
 		}

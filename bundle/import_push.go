@@ -26,17 +26,19 @@ import (
 // the destination, and a re-run skips what they stored. Only cancelling ctx
 // (an interrupt) stops them.
 func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSummary) error {
-	byDigest := map[digest.Digest][]RepoBlob{}
+	// Indexes into p.missing, per digest: no second copy of the pairs.
+	byDigest := map[digest.Digest][]int32{}
 	var order []digest.Digest
 	var total int64
-	for _, rb := range p.missing {
+	for i, rb := range p.missing {
 		if _, ok := byDigest[rb.Desc.Digest]; !ok {
 			order = append(order, rb.Desc.Digest)
 			total += rb.Desc.Size
 		}
-		byDigest[rb.Desc.Digest] = append(byDigest[rb.Desc.Digest], rb)
+		byDigest[rb.Desc.Digest] = append(byDigest[rb.Desc.Digest], int32(i))
 	}
-	sort.SliceStable(order, func(i, j int) bool { return byDigest[order[i]][0].Desc.Size > byDigest[order[j]][0].Desc.Size })
+	size := func(d digest.Digest) int64 { return p.missing[byDigest[d][0]].Desc.Size }
+	sort.SliceStable(order, func(i, j int) bool { return size(order[i]) > size(order[j]) })
 	imp.prog.Start("push", total)
 	defer imp.prog.Done()
 	// Each digest is sent once, to the first repository that lacks it;
@@ -58,18 +60,19 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 			targets := byDigest[d]
 			from := p.presentIn[d]
 			if from == "" {
-				if err := imp.pushBlob(ctx, targets[0]); err != nil {
+				first := p.missing[targets[0]]
+				if err := imp.pushBlob(ctx, first); err != nil {
 					failed.Store(true)
 					return err
 				}
-				from, targets = targets[0].Repository, targets[1:]
+				from, targets = first.Repository, targets[1:]
 			} else {
-				imp.prog.Add(targets[0].Desc.Size)
+				imp.prog.Add(size(d))
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			for _, rb := range targets {
-				mounts = append(mounts, func(ctx context.Context) error { return imp.mountOrPush(ctx, rb, from) })
+			for _, i := range targets {
+				mounts = append(mounts, func(ctx context.Context) error { return imp.mountOrPush(ctx, p.missing[i], from) })
 			}
 			return nil
 		})
@@ -219,8 +222,8 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 	skip := referrerRoots(p.referrers)
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if layout.IsManifest(d.MediaType) && !skip[r.name+"@"+d.Digest.String()] {
-				all = append(all, pair{r.name, d})
+			if layout.IsManifest(d.MediaType) && !skip[inRepo{r.name, d.Digest}] {
+				all = append(all, pair{r.name, *d})
 			}
 		}
 	}
@@ -228,7 +231,7 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, m := range all {
-		if imp.known[m.repo+"@"+m.desc.Digest.String()] {
+		if imp.known[inRepo{m.repo, m.desc.Digest}] {
 			continue // provably there
 		}
 		eg.Go(func() error {
@@ -247,13 +250,13 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 	if err := eg.Wait(); err != nil {
 		return err
 	}
-	p.manifestsMissing = map[string]bool{}
+	p.manifestsMissing = map[inRepo]bool{}
 	for i, m := range all {
 		if !missing[i] {
 			sum.ManifestsPresent++
 			continue
 		}
-		p.manifestsMissing[m.repo+"@"+m.desc.Digest.String()] = true
+		p.manifestsMissing[inRepo{m.repo, m.desc.Digest}] = true
 		sum.ManifestsPushed++
 		p.send(m.desc, sum)
 	}
@@ -272,12 +275,12 @@ func (imp *importer) pushManifests(ctx context.Context, p *importPlan) error {
 				return err
 			}
 			for _, d := range r.descs {
-				if !p.manifestsMissing[r.name+"@"+d.Digest.String()] {
+				if !p.manifestsMissing[inRepo{r.name, d.Digest}] {
 					continue
 				}
 				data, _ := imp.graph.Manifest(d.Digest)
-				if err := repo.Manifests().Push(ectx, d, bytes.NewReader(data)); err != nil {
-					return imp.foreignHint(d, imp.c.Wrap(registry.OpPushManifest, d.Digest.String()+" to "+r.name, err))
+				if err := repo.Manifests().Push(ectx, *d, bytes.NewReader(data)); err != nil {
+					return imp.foreignHint(*d, imp.c.Wrap(registry.OpPushManifest, d.Digest.String()+" to "+r.name, err))
 				}
 			}
 			return nil

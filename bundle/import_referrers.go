@@ -41,7 +41,7 @@ type TargetReferrer struct {
 // Kind says what the referrer is (see Kind).
 func (r TargetReferrer) Kind() string { return Kind(r.record()) }
 
-func (r TargetReferrer) key() string { return r.Dest.Repository + "@" + r.Desc.Digest.String() }
+func (r TargetReferrer) key() inRepo { return inRepo{r.Dest.Repository, r.Desc.Digest} }
 
 func (r TargetReferrer) record() spec.Referrer {
 	return spec.Referrer{Repository: r.Dest.Repository, Subject: r.Subject, Descriptor: r.Desc, Tag: r.Tag}
@@ -110,8 +110,8 @@ func mapReferrers(rep *verify.Report, dest Destination, targets []Target) []Targ
 
 // referrerRoots is the set of referrer manifests per repository, which
 // pushManifests leaves to pushReferrers.
-func referrerRoots(refs []TargetReferrer) map[string]bool {
-	out := map[string]bool{}
+func referrerRoots(refs []TargetReferrer) map[inRepo]bool {
+	out := map[inRepo]bool{}
 	for _, r := range refs {
 		out[r.key()] = true
 	}
@@ -123,7 +123,7 @@ func referrerRoots(refs []TargetReferrer) map[string]bool {
 // where each cosign tag points. It returns the keys of those it found, and
 // of those it could not tell because a policy blocks the reads (Harbor's
 // 412), which are neither found nor missing.
-func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (found, blocked map[string]bool, err error) {
+func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (found, blocked map[inRepo]bool, err error) {
 	type group struct {
 		repo    string
 		subject digest.Digest
@@ -134,7 +134,7 @@ func (imp *importer) discoverable(ctx context.Context, refs []TargetReferrer) (f
 		groups[g] = append(groups[g], r)
 	}
 	var mu sync.Mutex
-	found, blocked = map[string]bool{}, map[string]bool{}
+	found, blocked = map[inRepo]bool{}, map[inRepo]bool{}
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for g, rs := range groups {

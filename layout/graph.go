@@ -143,9 +143,21 @@ func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor
 	if ok {
 		return n.children, nil
 	}
+	if h, ok := f.(heldManifests); ok {
+		if data, ok := h.heldManifest(desc.Digest); ok && int64(len(data)) == desc.Size {
+			return g.store(desc, data) // verified as it was read: shared, not copied
+		}
+	}
 	data, err := ReadManifest(ctx, f, desc)
 	if err != nil {
 		return nil, err
 	}
 	return g.store(desc, data)
+}
+
+// heldManifests is a Fetcher that holds manifests in memory, each verified
+// against its digest when it was read (a tarball's head): the graph takes
+// those bytes as they are rather than a copy of each.
+type heldManifests interface {
+	heldManifest(d digest.Digest) ([]byte, bool)
 }

@@ -1,7 +1,6 @@
 package layout
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,11 +91,28 @@ func ReadManifest(ctx context.Context, f Fetcher, desc ocispec.Descriptor) ([]by
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(vr); err != nil {
+	data, err := readVerified(vr, desc.Size)
+	if err != nil {
 		return nil, fmt.Errorf("reading manifest %s: %w", desc.Digest, err)
 	}
-	return buf.Bytes(), nil
+	return data, nil
+}
+
+// readVerified reads the size bytes of a verify reader into a slice of
+// exactly that size (a graph keeps thousands of manifests), and reads on to
+// its end, where the digest is checked.
+func readVerified(vr io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, size)
+	if _, err := io.ReadFull(vr, data); err != nil {
+		return nil, err
+	}
+	if n, err := vr.Read(make([]byte, 1)); n > 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("%w: more bytes than the descriptor's %d", ErrSizeMismatch, size)
+		}
+		return nil, err
+	}
+	return data, nil
 }
 
 // manifestFields is the union of the fields of an image manifest, an image

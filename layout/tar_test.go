@@ -393,3 +393,35 @@ func TestTarReaderReopensBlobsOfFilesAndSplitSets(t *testing.T) {
 		t.Errorf("reopen from a gzipped tarball: %v, want ErrNotReopenable", err)
 	}
 }
+
+// A walk over a tarball's head keeps the manifests the head verified as
+// they were read, not a second copy of each (thousands of them at scale).
+func TestGraphSharesTheHeadsManifests(t *testing.T) {
+	t.Parallel()
+	tr, err := NewTarReader(bytes.NewReader(writeEntries(bundleEntries(t))), "test.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := tr.ReadHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGraph()
+	walked := 0
+	for _, root := range head.Index.Manifests {
+		if _, err := g.Walk(context.Background(), head, root); err != nil {
+			t.Fatal(err)
+		}
+		for d, held := range head.manifests {
+			if got, ok := g.Manifest(d); ok {
+				walked++
+				if &got[0] != &held[0] {
+					t.Errorf("the graph holds a copy of manifest %s", d)
+				}
+			}
+		}
+	}
+	if walked == 0 {
+		t.Fatal("the walk read no manifest of the head")
+	}
+}

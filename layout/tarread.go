@@ -84,6 +84,12 @@ func (h *Head) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser,
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
+// heldManifest is a manifest of the head, verified when it was read.
+func (h *Head) heldManifest(d digest.Digest) ([]byte, bool) {
+	data, ok := h.manifests[d]
+	return data, ok
+}
+
 // Exists reports whether the head holds a manifest.
 func (h *Head) Exists(desc ocispec.Descriptor) bool {
 	_, ok := h.manifests[desc.Digest]
@@ -325,7 +331,7 @@ func (t *TarReader) ReadHead() (*Head, error) {
 		if err != nil {
 			return nil, t.wrap(hdr.Name, err)
 		}
-		data, err := io.ReadAll(vr)
+		data, err := readVerified(vr, desc.Size)
 		if err != nil {
 			return nil, t.wrap(hdr.Name, err)
 		}

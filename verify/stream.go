@@ -26,7 +26,7 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 		return nil, err
 	}
 	for _, d := range rep.descs {
-		if head.Exists(d) {
+		if head.Exists(*d) {
 			rep.seen[d.Digest] = true
 			rep.Blobs++
 			rep.Bytes += d.Size

@@ -169,7 +169,7 @@ type Report struct {
 
 	// users lists the images that use each blob; descs, each blob once.
 	users map[digest.Digest][]string
-	descs map[digest.Digest]ocispec.Descriptor
+	descs map[digest.Digest]*ocispec.Descriptor
 	// seen records the blobs that went by, for streams.
 	seen map[digest.Digest]bool
 }
@@ -359,7 +359,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 // each blob.
 func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Index) error {
 	rep.users = map[digest.Digest][]string{}
-	rep.descs = map[digest.Digest]ocispec.Descriptor{}
+	rep.descs = map[digest.Digest]*ocispec.Descriptor{}
 	for _, root := range idx.Manifests {
 		img := Image{Name: RefName(root), Root: root}
 		if s := root.Annotations[layout.AnnotationReferrerSubject]; s != "" {
@@ -382,7 +382,8 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		}
 		img.Graph = graph
 		rep.Images = append(rep.Images, img)
-		for _, d := range graph {
+		for i := range graph {
+			d := &graph[i] // descs points into the graph: no second copy
 			// A graph lists each digest once, and images come one after
 			// another: the last name is the one to compare with (a blob
 			// shared by thousands of images stays linear).
@@ -565,10 +566,10 @@ func RefName(d ocispec.Descriptor) string {
 	return d.Digest.String()
 }
 
-func sortedDescs(m map[digest.Digest]ocispec.Descriptor) []ocispec.Descriptor {
+func sortedDescs(m map[digest.Digest]*ocispec.Descriptor) []ocispec.Descriptor {
 	out := make([]ocispec.Descriptor, 0, len(m))
 	for _, d := range m {
-		out = append(out, d)
+		out = append(out, *d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
 	return out

@@ -300,6 +300,8 @@ func requireBlobKeys(data []byte) error {
 
 // ReadCapped reads all of r, refusing more than limit bytes with an error
 // wrapping ErrTooLarge. Every JSON document ferry reads goes through it.
+// What it returns is exactly as long as the document: a caller that keeps
+// thousands of them (manifests, a head) keeps no growth slack.
 func ReadCapped(r io.Reader, limit int64, name string) ([]byte, error) {
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
@@ -308,6 +310,9 @@ func ReadCapped(r io.Reader, limit int64, name string) ([]byte, error) {
 	}
 	if n > limit {
 		return nil, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, limit)
+	}
+	if data := buf.Bytes(); cap(data) > len(data)+len(data)/8 {
+		return bytes.Clone(data), nil
 	}
 	return buf.Bytes(), nil
 }

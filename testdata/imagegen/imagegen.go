@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote"
 )
 
@@ -372,23 +373,32 @@ func (s *Set) Push(ctx context.Context, host string) error {
 }
 
 // PushWith is Push through repositories the caller sets up (auth, TLS).
+// Images go 8 at a time (a scale corpus has thousands), each one's blobs
+// and manifests before its tag.
 func (s *Set) PushWith(ctx context.Context, repository func(name string) (*remote.Repository, error)) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
 	for _, img := range s.Images {
-		repo, err := repository(img.Repository)
-		if err != nil {
-			return err
+		eg.Go(func() error { return s.pushImage(ctx, repository, img) })
+	}
+	return eg.Wait()
+}
+
+func (s *Set) pushImage(ctx context.Context, repository func(name string) (*remote.Repository, error), img Image) error {
+	repo, err := repository(img.Repository)
+	if err != nil {
+		return err
+	}
+	for _, d := range s.Graph[img.Root.Digest] {
+		if d.Digest == img.Root.Digest {
+			continue
 		}
-		for _, d := range s.Graph[img.Root.Digest] {
-			if d.Digest == img.Root.Digest {
-				continue
-			}
-			if err := pushOne(ctx, repo, d, s.Blobs[d.Digest]); err != nil {
-				return fmt.Errorf("pushing %s to %s: %w", d.Digest, img.Repository, err)
-			}
+		if err := pushOne(ctx, repo, d, s.Blobs[d.Digest]); err != nil {
+			return fmt.Errorf("pushing %s to %s: %w", d.Digest, img.Repository, err)
 		}
-		if err := repo.PushReference(ctx, img.Root, bytes.NewReader(s.Blobs[img.Root.Digest]), img.Tag); err != nil {
-			return fmt.Errorf("tagging %s:%s: %w", img.Repository, img.Tag, err)
-		}
+	}
+	if err := repo.PushReference(ctx, img.Root, bytes.NewReader(s.Blobs[img.Root.Digest]), img.Tag); err != nil {
+		return fmt.Errorf("tagging %s:%s: %w", img.Repository, img.Tag, err)
 	}
 	return nil
 }
