@@ -255,3 +255,60 @@ func TestDeltaImportFailsCleanlyWhenBlobsAreMissing(t *testing.T) {
 		t.Errorf("%d upload session(s) left open at the destination: %v", len(sessions), sessions)
 	}
 }
+
+// A delta in which one image of many changed costs, at the destination,
+// one tag lookup for each unchanged image (its tag already points at it:
+// everything below is provably there) and a bounded number of requests for
+// the changed one: requests in proportion to what changed, not to what the
+// bundle lists.
+func TestDeltaImportRequestsFollowWhatChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const apps = 40
+	src, v1, refs := seed(t, regtest.Distribution, imagegen.Options{Apps: apps, LayerSize: 1 << 10, Repositories: apps / 2})
+	v2, err := imagegen.Generate(imagegen.Options{Apps: 1, LayerSize: 1 << 10, Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := v2.Images[1] // team/app1:v2, a new top layer over the same base
+	v2.Images = []imagegen.Image{changed}
+	if err := v2.Push(ctx, src.Host); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	full, delta := filepath.Join(work, "full"), filepath.Join(work, "delta")
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: refs, Output: full, Source: plain}); err != nil {
+		t.Fatal(err)
+	}
+	dst := regtest.New(t, regtest.Distribution)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: full, To: dst.Host + "/m", Dest: plain}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bundle.Export(ctx, bundle.ExportOptions{References: append(refs, changed.Reference(src.Host)), Output: delta, Source: plain,
+		Baselines: []string{filepath.Join(full, layout.FileBundle)}}); err != nil {
+		t.Fatal(err)
+	}
+	proxy, seen := countingProxy(t, dst)
+	if _, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: delta, To: proxy + "/m", Dest: plain}); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range seen {
+		total += n
+	}
+	t.Logf("%d requests for %d unchanged images and 1 changed", total, len(v1.Images))
+	// The changed image: its tag, config and layer (asked, sent), its
+	// manifest (asked, sent), its tag pushed and checked: 12 at most.
+	if limit := len(v1.Images) + 12; total > limit {
+		t.Errorf("a delta of 1 changed image among %d sent %d requests, more than %d:\n%v", len(v1.Images), total, limit, seen)
+	}
+	all := *v1
+	all.Images = append(all.Images, changed)
+	for d, b := range v2.Blobs {
+		all.Blobs[d] = b
+	}
+	for d, g := range v2.Graph {
+		all.Graph[d] = g
+	}
+	assertImported(t, &all, dst.Host, "m")
+}

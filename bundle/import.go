@@ -211,6 +211,10 @@ func (imp *importer) resolve(ctx context.Context, b layout.Bundle) ([]Target, er
 	if err := imp.report.CheckSignature(imp.opts.VerifyKeys); err != nil {
 		return nil, err
 	}
+	imp.report.ReleaseSignedBytes()
+	if imp.tar != nil {
+		imp.tar.ReleaseSignedBytes()
+	}
 	if err := imp.report.Err(); err != nil {
 		return nil, err
 	}

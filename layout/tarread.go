@@ -84,6 +84,14 @@ func (h *Head) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser,
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
+// ReleaseSignedBytes drops ferry.json's bytes from the head once its
+// signature has been checked: an import streams on for a long time after.
+func (t *TarReader) ReleaseSignedBytes() {
+	if t.head != nil {
+		t.head.ManifestFile = nil
+	}
+}
+
 // heldManifest is a manifest of the head, verified when it was read.
 func (h *Head) heldManifest(d digest.Digest) ([]byte, bool) {
 	data, ok := h.manifests[d]

@@ -3,6 +3,10 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"os"
@@ -220,3 +224,29 @@ func wantProblem(t *testing.T, rep *Report, what, why, image string) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// After ReleaseSignedBytes a report no longer holds ferry.json's bytes, and
+// a later signature check says so rather than checking nothing.
+func TestReleaseSignedBytes(t *testing.T) {
+	t.Parallel()
+	root, _ := writeBundle(t, nil)
+	rep := check(t, root)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []crypto.PublicKey{&key.PublicKey}
+	if err := rep.CheckSignature(keys); !errors.Is(err, ErrUnsigned) {
+		t.Fatalf("an unsigned bundle: %v", err)
+	}
+	if len(rep.manifestFile) == 0 {
+		t.Fatal("the report does not hold ferry.json's bytes to begin with")
+	}
+	rep.ReleaseSignedBytes()
+	if rep.manifestFile != nil {
+		t.Error("ferry.json's bytes are still held")
+	}
+	if err := rep.CheckSignature(keys); !errors.Is(err, ErrReleased) {
+		t.Errorf("a check after the release: %v", err)
+	}
+}

@@ -176,11 +176,71 @@ func (m *Manifest) Marshal() ([]byte, error) {
 			m.Blobs[i].Repositories = []string{}
 		}
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return nil, err
+	// The bytes are those of json.MarshalIndent(m, "", "  "), written a
+	// field and a list element at a time: MarshalIndent holds the document
+	// three or four times over while it works (14 MiB for the 3.5 MiB
+	// ferry.json of 3,000 images, at the moment export's heap is largest).
+	var b bytes.Buffer
+	b.WriteString("{")
+	w := indentedWriter{b: &b}
+	w.field("mediaType", m.MediaType)
+	w.field("created", m.Created)
+	w.field("creator", m.Creator)
+	w.list("images", len(m.Images), func(i int) any { return m.Images[i] })
+	w.list("referrers", len(m.Referrers), func(i int) any { return m.Referrers[i] })
+	w.list("blobs", len(m.Blobs), func(i int) any { return m.Blobs[i] })
+	w.list("baselines", len(m.Baselines), func(i int) any { return m.Baselines[i] })
+	if w.err != nil {
+		return nil, w.err
 	}
-	return append(b, '\n'), nil
+	b.WriteString("\n}\n")
+	return b.Bytes(), nil
+}
+
+// indentedWriter writes the fields of a JSON object as MarshalIndent with
+// a two-space indent lays them out, one value at a time.
+type indentedWriter struct {
+	b      *bytes.Buffer
+	fields int
+	err    error
+}
+
+func (w *indentedWriter) key(name string) {
+	if w.fields > 0 {
+		w.b.WriteString(",")
+	}
+	w.fields++
+	fmt.Fprintf(w.b, "\n  %q: ", name)
+}
+
+func (w *indentedWriter) value(prefix string, v any) {
+	data, err := json.MarshalIndent(v, prefix, "  ")
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.b.Write(data)
+}
+
+func (w *indentedWriter) field(name string, v any) {
+	w.key(name)
+	w.value("  ", v)
+}
+
+func (w *indentedWriter) list(name string, n int, elem func(int) any) {
+	w.key(name)
+	if n == 0 {
+		w.b.WriteString("[]")
+		return
+	}
+	w.b.WriteString("[")
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			w.b.WriteString(",")
+		}
+		w.b.WriteString("\n    ")
+		w.value("    ", elem(i))
+	}
+	w.b.WriteString("\n  ]")
 }
 
 // Parse reads a ferry.json (or a baseline) of at most MaxSize bytes. name

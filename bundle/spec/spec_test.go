@@ -2,11 +2,14 @@ package spec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestParse(t *testing.T) {
@@ -89,4 +92,31 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("re-parse: %v", err)
 		}
 	})
+}
+
+// Marshal writes a value at a time, and its bytes are exactly those of
+// json.MarshalIndent with a two-space indent, empty lists included.
+func TestMarshalIsMarshalIndent(t *testing.T) {
+	t.Parallel()
+	a, b := digest.FromString("a"), digest.FromString("b")
+	full := &Manifest{
+		MediaType: MediaType, Created: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Creator: "ferry <test> & co",
+		Images:    []Image{{Reference: "r/a:1", Digest: a, MediaType: ocispec.MediaTypeImageManifest, Platforms: []string{"linux/amd64"}, Original: b}, {Reference: "r/b:2", Digest: b}},
+		Referrers: []Referrer{{Repository: "r/a", Subject: a, Descriptor: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: b, Size: 3, Annotations: map[string]string{"k": "v"}}, Tag: "sha256-x.sig"}},
+		Blobs:     []Blob{{Digest: a, Size: 1, Repositories: []string{"r/a", "r/b"}, Included: true}, {Digest: b, Foreign: true}},
+		Baselines: []digest.Digest{a},
+	}
+	for _, m := range []*Manifest{full, {MediaType: MediaType}} {
+		got, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want = append(want, '\n'); !bytes.Equal(got, want) {
+			t.Errorf("Marshal:\n%s\nMarshalIndent:\n%s", got, want)
+		}
+	}
 }

@@ -23,6 +23,7 @@ func main() {
 			defer f.Close()
 		}
 	}
+	tuneGC(os.Getenv)
 	writeMemProfile := startMemProfile()
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, os.Args[1:], os.Stdout, os.Stderr) }()

@@ -6,11 +6,28 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
 	"github.com/ferry-oci/ferry/layout"
 )
+
+// gcPercent is ferry's GOGC. Its heap is small next to the data it moves,
+// and most of it lives for the whole run (the bundle's graph and plan):
+// collecting when the heap has grown by half rather than doubled keeps the
+// peak at 1.5x what is live. In the bench's scale mode (3,000 images) that
+// took peak RSS from 58-74 MiB to 49-62 MiB for 10-25% more CPU, with the
+// same wall time; large blobs allocate little and do not notice.
+const gcPercent = 50
+
+// tuneGC sets gcPercent unless GOGC is set in the environment, which then
+// decides as usual.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+}
 
 // FERRY_MEMPROFILE=FILE writes a pprof heap profile taken when the heap in
 // use was largest (sampled every 200 ms, after a GC), for tuning memory with

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 )
 
@@ -26,5 +27,19 @@ func TestMemProfileIntoDirectory(t *testing.T) {
 	data, err := os.ReadFile(files[0])
 	if err != nil || !bytes.HasPrefix(data, []byte{0x1f, 0x8b}) {
 		t.Fatalf("%s is not a gzipped profile (%v, %d bytes)", files[0], err, len(data))
+	}
+}
+
+// ferry collects at GOGC=50 unless GOGC is set, which is left to decide.
+func TestTuneGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, gcPercent)
+	}
+	tuneGC(func(k string) string { return map[string]string{"GOGC": "200"}[k] })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC=200 in the environment: ferry changed the GC percent to %d", got)
 	}
 }
