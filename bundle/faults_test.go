@@ -694,7 +694,8 @@ func TestExportRequestsPerImage(t *testing.T) {
 
 // A fresh import asks for each image's root manifest once before pushing
 // it and, after, checks its tag: the tag resolving to the image shows the
-// root is there, with no request of its own.
+// root is there, with no request of its own. A root nothing refers to is
+// stored by its tag push, not pushed by digest first.
 func TestImportChecksEachRootOnce(t *testing.T) {
 	t.Parallel()
 	_, set, out := exportSet(t, regtest.Distribution)
@@ -708,6 +709,10 @@ func TestImportChecksEachRootOnce(t *testing.T) {
 		byTag := "HEAD /v2/m/" + img.Repository + "/manifests/" + img.Tag
 		if seen[byDigest] != 1 || seen[byTag] != 2 {
 			t.Errorf("%s:%s: %d HEADs of its root and %d of its tag; want 1 (before the push) and 2 (the plan, the check after)", img.Repository, img.Tag, seen[byDigest], seen[byTag])
+		}
+		// Nothing refers to it: its root is stored by its tag push alone.
+		if put := "PUT" + strings.TrimPrefix(byDigest, "HEAD"); seen[put] != 0 || seen["PUT"+strings.TrimPrefix(byTag, "HEAD")] != 1 {
+			t.Errorf("%s:%s: root pushed %d times by digest and %d by tag; want 0 and 1", img.Repository, img.Tag, seen[put], seen["PUT"+strings.TrimPrefix(byTag, "HEAD")])
 		}
 	}
 }

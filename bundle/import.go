@@ -313,7 +313,7 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 // the bundle carries can be found there.
 func (imp *importer) commit(ctx context.Context, p *importPlan, res *ImportResult) error {
 	sum := &res.Summary
-	if err := imp.pushManifests(ctx, p); err != nil {
+	if err := imp.pushManifests(ctx, p, res.Tags); err != nil {
 		return err
 	}
 	if err := imp.pushReferrers(ctx, p, sum); err != nil {

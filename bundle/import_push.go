@@ -264,8 +264,12 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 }
 
 // pushManifests pushes, per repository, every manifest and index the plan
-// found missing, children before parents. Repositories go in parallel.
-func (imp *importer) pushManifests(ctx context.Context, p *importPlan) error {
+// found missing, children before parents. Repositories go in parallel. A
+// root whose tag this import sets, and that nothing in the bundle refers
+// to, is left to its tag push (one request, not two): pushTags puts the
+// same bytes under the tag, last, as it would anyway.
+func (imp *importer) pushManifests(ctx context.Context, p *importPlan, tags []TagAction) error {
+	byTag := rootsByTag(tags, p.referrers)
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for _, r := range p.repos {
@@ -275,7 +279,7 @@ func (imp *importer) pushManifests(ctx context.Context, p *importPlan) error {
 				return err
 			}
 			for _, d := range r.descs {
-				if !p.manifestsMissing[inRepo{r.name, d.Digest}] {
+				if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing[key] || byTag[key] {
 					continue
 				}
 				data, _ := imp.graph.Manifest(d.Digest)
@@ -287,6 +291,23 @@ func (imp *importer) pushManifests(ctx context.Context, p *importPlan) error {
 		})
 	}
 	return eg.Wait()
+}
+
+// rootsByTag is the roots, in their repositories, that a tag push of this
+// import will store: tags not already at their image, on roots no referrer
+// of the bundle names as its subject (those go first, for the referrers).
+func rootsByTag(tags []TagAction, referrers []TargetReferrer) map[inRepo]bool {
+	subjects := map[inRepo]bool{}
+	for _, r := range referrers {
+		subjects[inRepo{r.Dest.Repository, r.Subject}] = true
+	}
+	out := map[inRepo]bool{}
+	for _, a := range tags {
+		if key := (inRepo{a.Target.Dest.Repository, a.Target.Root.Digest}); a.Current != a.Target.Root.Digest && !subjects[key] {
+			out[key] = true
+		}
+	}
+	return out
 }
 
 // foreignHint explains a manifest the registry refused when it has foreign

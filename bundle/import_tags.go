@@ -91,7 +91,7 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 			}
 			data, _ := imp.graph.Manifest(t.Root.Digest)
 			if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
-				return imp.c.Wrap(registry.OpTag, t.Dest.String(), err)
+				return imp.foreignHint(t.Root, imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
 			}
 			if a.Current != "" {
 				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, a.Current, t.Root.Digest)

@@ -168,10 +168,16 @@ func scaleOnce(ctx context.Context, e *env, sp *delayProxy, tools []string, imag
 	}
 	for _, tool := range tools {
 		err := withScaleDest(ctx, e, dir, tool+"-dir", func(dp *delayProxy) error {
-			if err := measure("import ← directory", tool, dp, scaleImport(e, tool, bundles[tool], dp.host, images)); err != nil {
-				return err
+			for _, op := range []string{"import ← directory", "re-import ← directory"} {
+				cmds, err := scaleImport(e, tool, bundles[tool], dp.host, images)
+				if err != nil {
+					return err
+				}
+				if err := measure(op, tool, dp, cmds); err != nil {
+					return err
+				}
 			}
-			return measure("re-import ← directory", tool, dp, scaleImport(e, tool, bundles[tool], dp.host, images))
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -189,7 +195,11 @@ func scaleOnce(ctx context.Context, e *env, sp *delayProxy, tools []string, imag
 		return nil, err
 	}
 	err = withScaleDest(ctx, e, dir, "ferry-tar", func(dp *delayProxy) error {
-		return measure("import ← tarball", "ferry", dp, scaleImport(e, "ferry", btar, dp.host, images))
+		cmds, err := scaleImport(e, "ferry", btar, dp.host, images)
+		if err != nil {
+			return err
+		}
+		return measure("import ← tarball", "ferry", dp, cmds)
 	})
 	return rows, err
 }

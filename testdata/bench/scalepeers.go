@@ -57,31 +57,27 @@ func scaleExport(e *env, tool, host string, images []imagegen.Image, out string)
 	return nil, fmt.Errorf("no scale export for %s", tool)
 }
 
-// scaleImport pushes what scaleExport wrote at in (pulled from srcHost)
-// into the registry at host, each image at m/<repository>:<tag>.
-func scaleImport(e *env, tool, in, host string, images []imagegen.Image) []*exec.Cmd {
+// scaleImport pushes what scaleExport wrote at in into the registry at
+// host, each image at m/<repository>:<tag>.
+func scaleImport(e *env, tool, in, host string, images []imagegen.Image) ([]*exec.Cmd, error) {
 	switch tool {
 	case "ferry":
-		return []*exec.Cmd{e.cmd("ferry", "-q", "import", in, "--to", host+"/m", "--dest-plain-http")}
+		return []*exec.Cmd{e.cmd("ferry", "-q", "import", in, "--to", host+"/m", "--dest-plain-http")}, nil
 	case "regsync":
 		var steps []string
 		for _, img := range images {
 			steps = append(steps, regsyncStep("ocidir://"+filepath.Join(in, img.Repository)+":"+img.Tag, host+"/m/"+img.Repository+":"+img.Tag))
 		}
-		cmds, err := regsyncOnce(e, in+"-import-"+strings.ReplaceAll(host, ":", "-")+".yaml", host, steps)
-		if err != nil {
-			return []*exec.Cmd{exec.Command("false")}
-		}
-		return cmds
+		return regsyncOnce(e, in+"-import-"+strings.ReplaceAll(host, ":", "-")+".yaml", host, steps)
 	case "skopeo":
-		// --scoped put everything under a directory named for the source.
+		// --scoped put everything under one directory named for the source.
 		scoped, _ := filepath.Glob(filepath.Join(in, "*"))
 		if len(scoped) != 1 {
-			return []*exec.Cmd{exec.Command("false")}
+			return nil, fmt.Errorf("skopeo sync wrote %d top-level directories into %s, want 1 (the source's)", len(scoped), in)
 		}
-		return []*exec.Cmd{e.cmd("skopeo", "--insecure-policy", "sync", "--all", "--src", "dir", "--dest", "docker", "--dest-tls-verify=false", scoped[0], host+"/m")}
+		return []*exec.Cmd{e.cmd("skopeo", "--insecure-policy", "sync", "--all", "--src", "dir", "--dest", "docker", "--dest-tls-verify=false", scoped[0], host+"/m")}, nil
 	}
-	return nil
+	return nil, fmt.Errorf("no scale import for %s", tool)
 }
 
 func regsyncStep(source, target string) string {
