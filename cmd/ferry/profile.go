@@ -16,9 +16,9 @@ import (
 // gcPercent is ferry's GOGC. Its heap is small next to the data it moves,
 // and most of it lives for the whole run (the bundle's graph and plan):
 // collecting when the heap has grown by half rather than doubled keeps the
-// peak at 1.5x what is live. In the bench's scale mode (3,000 images) that
-// took peak RSS from 58-74 MiB to 49-62 MiB for 10-25% more CPU, with the
-// same wall time; large blobs allocate little and do not notice.
+// peak at 1.5x what is live. In the bench's scale mode (3,006 images) that
+// took peak RSS from 56-74 MiB to 49-62 MiB for 8-26% more CPU; large blobs
+// allocate little and do not notice.
 const gcPercent = 50
 
 // tuneGC sets gcPercent unless GOGC is set in the environment, which then
