@@ -182,10 +182,7 @@ func movedTagBundle(t *testing.T) string {
 func TestHarborRules(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, set, out := exportSet(t, regtest.Distribution)
-	reg := regtest.New(t, regtest.Distribution)
-	h := newHarborFront(t, reg)
-	admin := registry.Options{PlainHTTP: true, Credentials: harborAdmin + ":" + harborPassword}
+	set, out, reg, h, admin := harborSetup(t)
 
 	// The project does not exist: a clear message, nothing pushed.
 	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: h.host + "/mirror", Dest: admin})
@@ -304,10 +301,7 @@ func TestHarborReferrerRules(t *testing.T) {
 func TestHarborChecksBeforeTheFirstPush(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, set, out := exportSet(t, regtest.Distribution)
-	reg := regtest.New(t, regtest.Distribution)
-	h := newHarborFront(t, reg)
-	admin := registry.Options{PlainHTTP: true, Credentials: harborAdmin + ":" + harborPassword}
+	set, out, reg, h, admin := harborSetup(t)
 	storage := filepath.Join(reg.Dir, "storage")
 	untouched := func(name string, before int) {
 		t.Helper()
@@ -330,12 +324,12 @@ func TestHarborChecksBeforeTheFirstPush(t *testing.T) {
 	untouched("quota", 0)
 
 	_, err := bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: h.host + "/nope", Dest: admin, Harbor: true})
-	if err == nil || !strings.Contains(err.Error(), "Harbor has no project nope") {
+	if !failedOn(err, registry.Destination) || !strings.Contains(err.Error(), "Harbor has no project nope") {
 		t.Errorf("a missing project: %v", err)
 	}
 	wrong := registry.Options{PlainHTTP: true, Credentials: harborAdmin + ":wrong"}
 	_, err = bundle.Import(ctx, bundle.ImportOptions{Bundle: out, To: h.host + "/mirror", Dest: wrong, Harbor: true})
-	if err == nil || !strings.Contains(err.Error(), "the projects exist: the credentials were refused") {
+	if !failedOn(err, registry.Destination) || !strings.Contains(err.Error(), "the projects exist: the credentials were refused") {
 		t.Errorf("wrong credentials for a project that exists: %v", err)
 	}
 	untouched("missing project, wrong credentials", 0)
@@ -345,7 +339,7 @@ func TestHarborChecksBeforeTheFirstPush(t *testing.T) {
 	h.mu.Lock()
 	left := h.projects["fresh"]
 	h.mu.Unlock()
-	if err == nil || !strings.Contains(err.Error(), "created Harbor project fresh, but these credentials may not push to it") || left {
+	if !failedOn(err, registry.Destination) || !strings.Contains(err.Error(), "created Harbor project fresh, but these credentials may not push to it") || left {
 		t.Errorf("a project created in vain: %v (still there: %v)", err, left)
 	}
 	untouched("created but not writable", 0)
@@ -410,4 +404,13 @@ func TestImmutableRuleMatching(t *testing.T) {
 			t.Errorf("Immutable(%+v, %q, %q) = %v, want %v", tt.rules, tt.repo, tt.tag, got, tt.want)
 		}
 	}
+}
+
+// harborSetup exports the test set, and puts a Harbor front in front of a
+// fresh destination registry, with its admin's options.
+func harborSetup(t *testing.T) (*imagegen.Set, string, *regtest.Server, *harborFront, registry.Options) {
+	t.Helper()
+	_, set, out := exportSet(t, regtest.Distribution)
+	reg := regtest.New(t, regtest.Distribution)
+	return set, out, reg, newHarborFront(t, reg), registry.Options{PlainHTTP: true, Credentials: harborAdmin + ":" + harborPassword}
 }

@@ -33,7 +33,10 @@ func TestOneDestinationTagTwoImages(t *testing.T) {
 	ctx := context.Background()
 	regA, setA, _ := seed(t, regtest.Distribution, imagegen.Options{Apps: 1})
 	regB := regtest.New(t, regtest.Distribution)
-	setB, _ := imagegen.Generate(imagegen.Options{Apps: 1, Version: 2})
+	setB, err := imagegen.Generate(imagegen.Options{Apps: 1, Version: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	setB.Images = setB.Images[1:2] // team/app1, other content
 	setB.Images[0].Tag = setA.Images[1].Tag
 	if err := setB.Push(ctx, regB.Host); err != nil {
@@ -72,7 +75,7 @@ func TestOneDestinationTagTwoImages(t *testing.T) {
 	pinned := func(img imagegen.Image) string {
 		return regA.Host + "/team/app1:" + a.Tag + "@" + img.Root.Digest.String()
 	}
-	_, err := bundle.Export(ctx, bundle.ExportOptions{References: []string{pinned(a), pinned(b)}, Output: filepath.Join(t.TempDir(), "x"), Source: plain})
+	_, err = bundle.Export(ctx, bundle.ExportOptions{References: []string{pinned(a), pinned(b)}, Output: filepath.Join(t.TempDir(), "x"), Source: plain})
 	if !errors.Is(err, bundle.ErrTagCollision) || !strings.Contains(err.Error(), a.Root.Digest.String()) || !strings.Contains(err.Error(), b.Root.Digest.String()) {
 		t.Fatalf("export of one tag pinned to two digests: %v", err)
 	}

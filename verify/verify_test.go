@@ -77,6 +77,18 @@ func check(t *testing.T, root string) *Report {
 	return rep
 }
 
+// omitFirstLayer marks the first layer ferry.json lists as omitted (a
+// baseline holds it) and returns its digest.
+func omitFirstLayer(m *spec.Manifest) digest.Digest {
+	for i := range m.Blobs {
+		if m.Blobs[i].MediaType == ocispec.MediaTypeImageLayerGzip {
+			m.Blobs[i].Included = false
+			return m.Blobs[i].Digest
+		}
+	}
+	return ""
+}
+
 func topLayer(t *testing.T, set *imagegen.Set) ocispec.Descriptor {
 	img := set.Images[1] // team/app1
 	data := set.Blobs[img.Root.Digest]
@@ -109,17 +121,9 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 		}
 	})
 	t.Run("missing layer, omitted by ferry.json", func(t *testing.T) {
-		var layer ocispec.Descriptor
-		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
-			for i := range m.Blobs {
-				if m.Blobs[i].MediaType == ocispec.MediaTypeImageLayerGzip {
-					m.Blobs[i].Included = false
-					layer = ocispec.Descriptor{Digest: m.Blobs[i].Digest}
-					break
-				}
-			}
-		})
-		os.Remove(filepath.Join(root, layout.BlobName(layer.Digest)))
+		var layer digest.Digest
+		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) { layer = omitFirstLayer(m) })
+		os.Remove(filepath.Join(root, layout.BlobName(layer)))
 		rep := check(t, root)
 		if !rep.OK() || rep.Omitted != 1 {
 			t.Fatalf("omitted blob: %v, omitted %d", rep.Err(), rep.Omitted)
@@ -129,19 +133,14 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 		// A tarball refuses such an entry; a directory did not, and an
 		// import pushed the blob ferry.json says is omitted.
 		var layer digest.Digest
-		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
-			for i := range m.Blobs {
-				if m.Blobs[i].MediaType == ocispec.MediaTypeImageLayerGzip {
-					m.Blobs[i].Included = false
-					layer = m.Blobs[i].Digest
-					break
-				}
-			}
-		})
+		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) { layer = omitFirstLayer(m) })
 		wantProblem(t, check(t, root), layer.Encoded(), "marks this blob as omitted, yet it is in the bundle", "")
 	})
 	t.Run("ferry.json media type disagrees with the manifest", func(t *testing.T) {
-		set, _ := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		set, err := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
 		layer := topLayer(t, set)
 		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
 			for i := range m.Blobs {
@@ -153,7 +152,10 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 		wantProblem(t, check(t, root), layer.Digest.String(), "media type", "team/app1")
 	})
 	t.Run("ferry.json size disagrees", func(t *testing.T) {
-		set, _ := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		set, err := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
 		layer := topLayer(t, set)
 		root, _ := writeBundle(t, func(m *spec.Manifest, _ *ocispec.Index) {
 			for i := range m.Blobs {
