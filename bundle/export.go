@@ -493,10 +493,10 @@ func (e *exporter) toDir(ctx context.Context, out string, meta metadata) error {
 // transferToDir writes every included blob of the plan into dir, at most
 // e.jobs at once. Blobs already present are hashed and reused.
 func (e *exporter) transferToDir(ctx context.Context, dir *layout.Dir) error {
-	var todo []PlannedBlob
-	for _, b := range e.plan.Blobs {
-		if b.Included {
-			todo = append(todo, b)
+	var todo []*PlannedBlob // into the plan: no copy of thousands of entries
+	for i := range e.plan.Blobs {
+		if e.plan.Blobs[i].Included {
+			todo = append(todo, &e.plan.Blobs[i])
 		}
 	}
 	// Largest first keeps every worker busy to the end.
@@ -507,7 +507,7 @@ func (e *exporter) transferToDir(ctx context.Context, dir *layout.Dir) error {
 	for i, b := range todo {
 		eg.Go(func() error {
 			var err error
-			moved[i], err = e.ensureBlob(ctx, dir, b)
+			moved[i], err = e.ensureBlob(ctx, dir, *b)
 			return err
 		})
 	}

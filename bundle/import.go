@@ -110,7 +110,9 @@ type Target struct {
 // RepoBlob is a blob a destination repository needs.
 type RepoBlob struct {
 	Repository string
-	Desc       ocispec.Descriptor
+	// Desc points into the bundle's graphs: an import of thousands of
+	// images holds one descriptor per blob, not one per pair.
+	Desc *ocispec.Descriptor
 }
 
 // Import pushes a bundle into the destination registry. It checks the
@@ -495,21 +497,22 @@ var ErrTagCollision = errors.New("two images for one destination tag")
 // destination tag to two different images, naming both sources; the same
 // image under one tag from two sources is pushed once.
 func refuseCollisions(targets []Target) ([]Target, error) {
-	var out []Target
+	out := targets[:0] // in place: thousands of targets are not copied
 	var clashes []string
-	first := map[string]Target{}
+	first := map[string]int{} // into out
 	for _, t := range targets {
 		if t.Dest.Tag == "" {
 			out = append(out, t)
 			continue
 		}
 		key := t.Dest.String()
-		prev, ok := first[key]
+		i, ok := first[key]
 		switch {
 		case !ok:
-			first[key] = t
+			first[key] = len(out)
 			out = append(out, t)
-		case prev.Root.Digest != t.Root.Digest:
+		case out[i].Root.Digest != t.Root.Digest:
+			prev := out[i]
 			clashes = append(clashes, fmt.Sprintf("%s: %s (%s) and %s (%s)", key, prev.Source, prev.Root.Digest, t.Source, t.Root.Digest))
 		}
 	}

@@ -55,7 +55,7 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 		case state[i] == blobMounted:
 			sum.Mounted++
 			res.Mounted = append(res.Mounted, rb)
-		case imp.inBundle(rb.Desc):
+		case imp.inBundle(*rb.Desc):
 			res.Push = append(res.Push, rb)
 			// Sent once, to the first repository that lacks it, unless the
 			// destination holds it elsewhere; mounted into the others.
@@ -64,7 +64,7 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 			} else {
 				uploaded[rb.Desc.Digest] = true
 				sum.Uploads++
-				p.send(rb.Desc, sum)
+				p.send(*rb.Desc, sum)
 			}
 		default:
 			lost = append(lost, fmt.Sprintf("%s (%s) in %s, needed by %s", rb.Desc.Digest, HumanBytes(rb.Desc.Size), rb.Repository, strings.Join(imagesUsing(targets, rb), ", ")))
@@ -92,7 +92,7 @@ func blobsOf(repos []repoGraph) []RepoBlob {
 	for _, r := range repos {
 		for _, d := range r.descs {
 			if !layout.IsManifest(d.MediaType) {
-				all = append(all, RepoBlob{Repository: r.name, Desc: *d})
+				all = append(all, RepoBlob{Repository: r.name, Desc: d})
 			}
 		}
 	}
@@ -107,7 +107,7 @@ func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, erro
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, rb := range all {
-		if !imp.inBundle(rb.Desc) && imp.report.LeftOutForeign(rb.Desc) {
+		if !imp.inBundle(*rb.Desc) && imp.report.LeftOutForeign(*rb.Desc) {
 			state[i] = blobForeign
 			continue
 		}
@@ -120,7 +120,7 @@ func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, erro
 			if err != nil {
 				return err
 			}
-			ok, err := repo.Blobs().Exists(ectx, rb.Desc)
+			ok, err := repo.Blobs().Exists(ectx, *rb.Desc)
 			if err != nil {
 				return imp.c.Wrap(registry.OpCheckBlob, rb.Desc.Digest.String()+" in "+rb.Repository, err)
 			}
@@ -128,7 +128,7 @@ func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, erro
 				state[i] = blobPresent
 				return nil
 			}
-			if imp.inBundle(rb.Desc) {
+			if imp.inBundle(*rb.Desc) {
 				return nil
 			}
 			ok, err = imp.mountOmitted(ectx, repo, rb)
@@ -159,13 +159,13 @@ func (imp *importer) mountOmitted(ctx context.Context, repo *registry.Repository
 			if err != nil {
 				continue
 			}
-			if ok, err := src.Blobs().Exists(ctx, rb.Desc); err == nil && ok {
+			if ok, err := src.Blobs().Exists(ctx, *rb.Desc); err == nil && ok {
 				imp.mountedFrom.Store(inRepo{rb.Repository, rb.Desc.Digest}, from)
 				return true, nil
 			}
 			continue
 		}
-		ok, err := imp.c.TryMount(ctx, repo, rb.Desc, from)
+		ok, err := imp.c.TryMount(ctx, repo, *rb.Desc, from)
 		if err != nil {
 			return false, err
 		}

@@ -103,14 +103,14 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 // hashed on the way out (or, after VerifyFirst, only size-checked: the
 // registry hashes it again before it commits the upload).
 func (imp *importer) pushBlob(ctx context.Context, rb RepoBlob) error {
-	open := func(int) (io.ReadCloser, error) { return imp.dir.Fetch(ctx, rb.Desc) }
+	open := func(int) (io.ReadCloser, error) { return imp.dir.Fetch(ctx, *rb.Desc) }
 	if imp.verified {
 		// Hashed already, and the registry hashes it again before it
 		// commits the upload under its digest: a third hash would only
 		// cost CPU the registry needs.
-		open = func(int) (io.ReadCloser, error) { return imp.dir.OpenChecked(rb.Desc) }
+		open = func(int) (io.ReadCloser, error) { return imp.dir.OpenChecked(*rb.Desc) }
 	}
-	return imp.upload(ctx, rb.Desc, rb.Repository, true, open)
+	return imp.upload(ctx, *rb.Desc, rb.Repository, true, open)
 }
 
 // upload pushes one blob to repository, reading it through open, which is
@@ -200,13 +200,13 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 	getContent := func() (io.ReadCloser, error) {
 		switch {
 		case imp.dir != nil:
-			return imp.dir.Fetch(ctx, rb.Desc)
+			return imp.dir.Fetch(ctx, *rb.Desc)
 		case imp.tar != nil && imp.tar.CanReopen():
-			return imp.tar.Reopen(ctx, rb.Desc)
+			return imp.tar.Reopen(ctx, *rb.Desc)
 		}
 		return nil, fmt.Errorf("the registry did not mount %s from %s, and a compressed tarball or standard input cannot be read twice", rb.Desc.Digest, from)
 	}
-	return imp.c.MountOrUpload(ctx, repo, rb.Desc, from, getContent)
+	return imp.c.MountOrUpload(ctx, repo, *rb.Desc, from, getContent)
 }
 
 // headManifests asks, per repository, which manifests and indexes the

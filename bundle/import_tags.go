@@ -16,7 +16,9 @@ import (
 
 // TagAction is what import will do with one destination tag.
 type TagAction struct {
-	Target Target
+	// Target points into the import's targets: thousands of tags share
+	// them rather than copy them.
+	Target *Target
 	// Current is the digest the tag points at now; empty when absent.
 	Current digest.Digest
 }
@@ -30,9 +32,9 @@ var ErrTagWouldMove = errors.New("tags point at other images")
 // image stops the import there, naming every such tag.
 func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite bool) ([]TagAction, error) {
 	var out []TagAction
-	for _, t := range targets {
-		if t.Dest.Tag != "" {
-			out = append(out, TagAction{Target: t})
+	for i := range targets {
+		if targets[i].Dest.Tag != "" {
+			out = append(out, TagAction{Target: &targets[i]})
 		}
 	}
 	var fns []func(context.Context) error
@@ -79,8 +81,8 @@ func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite
 func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *ImportSummary) error {
 	var fns []func(context.Context) error
 	for _, a := range actions {
-		t := a.Target
-		if a.Current == t.Root.Digest {
+		t, current := a.Target, a.Current
+		if current == t.Root.Digest {
 			sum.TagsUnchanged++
 			continue
 		}
@@ -93,8 +95,8 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 			if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
 				return imp.foreignHint(t.Root, imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
 			}
-			if a.Current != "" {
-				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, a.Current, t.Root.Digest)
+			if current != "" {
+				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, current, t.Root.Digest)
 			}
 			return nil
 		})

@@ -125,8 +125,8 @@ func writeTarHead(tw *layout.TarWriter, plan *Plan, meta metadata) error {
 
 // tarOrder lists the included blobs as DESIGN.md orders a tarball:
 // manifests and indexes, then configs, then layers; by digest within each.
-func tarOrder(plan *Plan, graph *layout.Graph) []PlannedBlob {
-	rank := func(b PlannedBlob) int {
+func tarOrder(plan *Plan, graph *layout.Graph) []*PlannedBlob {
+	rank := func(b *PlannedBlob) int {
 		switch {
 		case b.Manifest():
 			return 0
@@ -135,10 +135,10 @@ func tarOrder(plan *Plan, graph *layout.Graph) []PlannedBlob {
 		}
 		return 2
 	}
-	var out []PlannedBlob
-	for _, b := range plan.Blobs {
-		if b.Included {
-			out = append(out, b)
+	var out []*PlannedBlob // into plan.Blobs: no copy of thousands of entries
+	for i := range plan.Blobs {
+		if plan.Blobs[i].Included {
+			out = append(out, &plan.Blobs[i])
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })

@@ -25,7 +25,7 @@ type fetched struct {
 // place as it writes it: memory stays under e.jobs × streamSmall. A larger
 // blob streams from its source straight into tw while the downloads ahead
 // go on.
-func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order []PlannedBlob) error {
+func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order []*PlannedBlob) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -55,13 +55,13 @@ func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order [
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				f.data, f.err = e.fetchSmall(ctx, b)
+				f.data, f.err = e.fetchSmall(ctx, *b)
 				close(f.done)
 			}()
 		}
 	}()
 	for i, b := range order {
-		if err := e.writeOne(ctx, tw, b, ahead[i], places); err != nil {
+		if err := e.writeOne(ctx, tw, *b, ahead[i], places); err != nil {
 			return err
 		}
 		e.sum.Transferred++

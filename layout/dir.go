@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -309,11 +310,13 @@ func (d *Dir) Index() (*ocispec.Index, error) {
 
 // WriteIndex writes index.json atomically.
 func (d *Dir) WriteIndex(idx *ocispec.Index) error {
-	data, err := MarshalIndex(idx)
-	if err != nil {
-		return err
-	}
-	return WriteFileBytes(filepath.Join(d.root, FileIndex), 0o644, data)
+	return WriteFileAtomic(filepath.Join(d.root, FileIndex), 0o644, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if err := EncodeIndex(bw, idx); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 }
 
 // BundleManifest reads ferry.json. A plain OCI layout has none: the error
@@ -435,18 +438,32 @@ func ParseIndex(r io.Reader, name string) (*ocispec.Index, error) {
 	return &idx, nil
 }
 
-// MarshalIndex is the canonical form of index.json.
+// MarshalIndex is the canonical form of index.json: the bytes of
+// json.MarshalIndent(idx, "", "  ") and a newline, in a slice of exactly
+// their size.
 func MarshalIndex(idx *ocispec.Index) ([]byte, error) {
+	return spec.Exactly(func(w io.Writer) error { return EncodeIndex(w, idx) })
+}
+
+// EncodeIndex writes MarshalIndex's bytes to w a descriptor at a time: an
+// index of tens of thousands of images is never whole in memory.
+func EncodeIndex(w io.Writer, idx *ocispec.Index) error {
 	idx.Versioned = specs.Versioned{SchemaVersion: 2}
 	idx.MediaType = ocispec.MediaTypeImageIndex
-	if idx.Manifests == nil {
-		idx.Manifests = []ocispec.Descriptor{}
+	o := spec.NewIndented(w)
+	o.Field("schemaVersion", idx.SchemaVersion)
+	o.Field("mediaType", idx.MediaType)
+	if idx.ArtifactType != "" {
+		o.Field("artifactType", idx.ArtifactType)
 	}
-	b, err := json.MarshalIndent(idx, "", "  ")
-	if err != nil {
-		return nil, err
+	o.List("manifests", len(idx.Manifests), func(i int) any { return idx.Manifests[i] })
+	if idx.Subject != nil {
+		o.Field("subject", idx.Subject)
 	}
-	return append(b, '\n'), nil
+	if len(idx.Annotations) > 0 {
+		o.Field("annotations", idx.Annotations)
+	}
+	return o.Close()
 }
 
 type readCloser struct {

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // rawHeader is a ustar header block built by hand, for entries Go's tar

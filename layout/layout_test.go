@@ -3,6 +3,7 @@ package layout
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -420,4 +421,35 @@ type fetchFunc func()
 func (f fetchFunc) Fetch(context.Context, ocispec.Descriptor) (io.ReadCloser, error) {
 	f()
 	return io.NopCloser(strings.NewReader("")), nil
+}
+
+// index.json is written a descriptor at a time, in a slice of exactly its
+// size, and its bytes are those of json.MarshalIndent: every optional field,
+// an empty list, and strings that MarshalIndent escapes.
+func TestMarshalIndexIsMarshalIndent(t *testing.T) {
+	t.Parallel()
+	a, b := descOf([]byte("a")), descOf([]byte("b"))
+	a.MediaType, b.MediaType = ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex
+	a.Annotations = map[string]string{ocispec.AnnotationRefName: "r/a:<1>&", "io.containerd.image.name": "r/a:1"}
+	b.Platform = &ocispec.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
+	full := &ocispec.Index{ArtifactType: "application/x", Manifests: []ocispec.Descriptor{a, b}, Subject: &b, Annotations: map[string]string{"k": "v"}}
+	for _, idx := range []*ocispec.Index{full, {}, {Manifests: []ocispec.Descriptor{}}} {
+		got, err := MarshalIndex(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != cap(got) {
+			t.Errorf("MarshalIndex: %d bytes in a slice of capacity %d", len(got), cap(got))
+		}
+		if idx.Manifests == nil {
+			idx.Manifests = []ocispec.Descriptor{} // MarshalIndent's null is written as []
+		}
+		want, err := json.MarshalIndent(idx, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want = append(want, '\n'); !bytes.Equal(got, want) {
+			t.Errorf("MarshalIndex:\n%s\nMarshalIndent:\n%s", got, want)
+		}
+	}
 }

@@ -168,9 +168,12 @@ type Report struct {
 	Foreign      int
 	Problems     []Problem
 
-	// users lists the images that use each blob; descs, each blob once.
-	users map[digest.Digest][]string
-	descs map[digest.Digest]*ocispec.Descriptor
+	// descs holds each blob once. users lists the images that use each
+	// blob: only a problem needs it, so it is built, once, by the first
+	// (usersOf); a clean bundle of thousands of images never holds it.
+	descs     map[digest.Digest]*ocispec.Descriptor
+	usersOnce sync.Once
+	users     map[digest.Digest][]string
 	// seen records the blobs that went by, for streams.
 	seen map[digest.Digest]bool
 }
@@ -373,8 +376,12 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 // walk reads every image's graph through f and records which images use
 // each blob.
 func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Index) error {
-	rep.users = map[digest.Digest][]string{}
 	rep.descs = map[digest.Digest]*ocispec.Descriptor{}
+	type sizes struct {
+		d    digest.Digest
+		a, b int64
+	}
+	var twoSizes []sizes
 	for _, root := range idx.Manifests {
 		img := Image{Name: RefName(root), Root: root}
 		if s := root.Annotations[layout.AnnotationReferrerSubject]; s != "" {
@@ -399,19 +406,35 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		rep.Images = append(rep.Images, img)
 		for i := range graph {
 			d := &graph[i] // descs points into the graph: no second copy
-			// A graph lists each digest once, and images come one after
-			// another: the last name is the one to compare with (a blob
-			// shared by thousands of images stays linear).
-			if u := rep.users[d.Digest]; len(u) == 0 || u[len(u)-1] != img.Name {
-				rep.users[d.Digest] = append(u, img.Name)
-			}
 			if prev, ok := rep.descs[d.Digest]; ok && prev.Size != d.Size {
-				rep.add(Problem{Digest: d.Digest, Images: rep.users[d.Digest], Err: fmt.Errorf("referenced with sizes %d and %d", prev.Size, d.Size)})
+				twoSizes = append(twoSizes, sizes{d.Digest, prev.Size, d.Size})
 			}
 			rep.descs[d.Digest] = d
 		}
 	}
+	for _, s := range twoSizes {
+		rep.add(Problem{Digest: s.d, Images: rep.usersOf(s.d), Err: fmt.Errorf("referenced with sizes %d and %d", s.a, s.b)})
+	}
 	return nil
+}
+
+// usersOf lists the images whose graphs hold d. The first call indexes
+// every image's graph in one pass, so that a bundle with a problem in each
+// of thousands of blobs stays linear. It is safe for concurrent use (Fault).
+func (rep *Report) usersOf(d digest.Digest) []string {
+	rep.usersOnce.Do(func() {
+		rep.users = map[digest.Digest][]string{}
+		for _, img := range rep.Images {
+			for _, g := range img.Graph {
+				// A graph lists each digest once: the last name is the
+				// only one to compare with.
+				if u := rep.users[g.Digest]; len(u) == 0 || u[len(u)-1] != img.Name {
+					rep.users[g.Digest] = append(u, img.Name)
+				}
+			}
+		}
+	})
+	return slices.Clone(rep.users[d])
 }
 
 // Hash reads every blob of descs through its verifier, in parallel, and
@@ -467,7 +490,7 @@ func (w progressWriter) Write(b []byte) (int, error) {
 
 // checkManifest holds ferry.json against index.json and the graphs.
 func (rep *Report) checkManifest(idx *ocispec.Index) {
-	descs, users := rep.descs, rep.users
+	descs := rep.descs
 	m := rep.Manifest
 	if m == nil {
 		return
@@ -509,13 +532,13 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 		b, ok := m.Blob(d.Digest)
 		switch {
 		case !ok:
-			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: errors.New("a manifest references this blob but ferry.json does not list it")})
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: rep.usersOf(d.Digest), Err: errors.New("a manifest references this blob but ferry.json does not list it")})
 		case b.Size != d.Size:
-			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: fmt.Errorf("ferry.json says %d bytes, the manifest says %d", b.Size, d.Size)})
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: rep.usersOf(d.Digest), Err: fmt.Errorf("ferry.json says %d bytes, the manifest says %d", b.Size, d.Size)})
 		case !b.Included && layout.IsManifest(d.MediaType):
-			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: errors.New("ferry.json marks a manifest as omitted; manifests always travel")})
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: rep.usersOf(d.Digest), Err: errors.New("ferry.json marks a manifest as omitted; manifests always travel")})
 		case b.MediaType != "" && b.MediaType != d.MediaType:
-			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: users[d.Digest], Err: fmt.Errorf("ferry.json says media type %q, the manifest says %q", b.MediaType, d.MediaType)})
+			rep.add(Problem{Digest: d.Digest, File: layout.FileBundle, Images: rep.usersOf(d.Digest), Err: fmt.Errorf("ferry.json says media type %q, the manifest says %q", b.MediaType, d.MediaType)})
 		}
 	}
 	for _, b := range m.Blobs {
@@ -539,7 +562,7 @@ func (rep *Report) blobProblem(d digest.Digest, err error) {
 // blobProblemOf is the problem with blob d's file, naming the images that
 // use it.
 func (rep *Report) blobProblemOf(d digest.Digest, err error) Problem {
-	images := slices.Clone(rep.users[d])
+	images := rep.usersOf(d)
 	sort.Strings(images)
 	return Problem{Digest: d, File: layout.BlobName(d), Images: images, Err: err}
 }
