@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,67 +181,114 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	// field and a list element at a time: MarshalIndent holds the document
 	// three or four times over while it works (14 MiB for the 3.5 MiB
 	// ferry.json of 3,000 images, at the moment export's heap is largest).
-	var b bytes.Buffer
-	b.WriteString("{")
-	w := indentedWriter{b: &b}
-	w.field("mediaType", m.MediaType)
-	w.field("created", m.Created)
-	w.field("creator", m.Creator)
-	w.list("images", len(m.Images), func(i int) any { return m.Images[i] })
-	w.list("referrers", len(m.Referrers), func(i int) any { return m.Referrers[i] })
-	w.list("blobs", len(m.Blobs), func(i int) any { return m.Blobs[i] })
-	w.list("baselines", len(m.Baselines), func(i int) any { return m.Baselines[i] })
-	if w.err != nil {
-		return nil, w.err
+	return Exactly(func(w io.Writer) error {
+		o := NewIndented(w)
+		o.Field("mediaType", m.MediaType)
+		o.Field("created", m.Created)
+		o.Field("creator", m.Creator)
+		o.List("images", len(m.Images), func(i int) any { return m.Images[i] })
+		o.List("referrers", len(m.Referrers), func(i int) any { return m.Referrers[i] })
+		o.List("blobs", len(m.Blobs), func(i int) any { return m.Blobs[i] })
+		o.List("baselines", len(m.Baselines), func(i int) any { return m.Baselines[i] })
+		return o.Close()
+	})
+}
+
+// Exactly returns what write writes, in a slice of exactly that size:
+// write runs twice, counting and then filling, so that a document of tens
+// of MiB is not held with a growing buffer's slack beside it.
+func Exactly(write func(io.Writer) error) ([]byte, error) {
+	var n countingWriter
+	if err := write(&n); err != nil {
+		return nil, err
 	}
-	b.WriteString("\n}\n")
+	b := bytes.NewBuffer(make([]byte, 0, int(n)))
+	if err := write(b); err != nil {
+		return nil, err
+	}
 	return b.Bytes(), nil
 }
 
-// indentedWriter writes the fields of a JSON object as MarshalIndent with
-// a two-space indent lays them out, one value at a time.
-type indentedWriter struct {
-	b      *bytes.Buffer
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
+
+// Indented writes a JSON object's fields as json.MarshalIndent with a
+// two-space indent lays them out, followed by a newline, one field and one
+// list element at a time: the whole document is never in memory. Write
+// errors are kept and returned by Close.
+type Indented struct {
+	w      io.Writer
 	fields int
 	err    error
 }
 
-func (w *indentedWriter) key(name string) {
-	if w.fields > 0 {
-		w.b.WriteString(",")
-	}
-	w.fields++
-	fmt.Fprintf(w.b, "\n  %q: ", name)
+// NewIndented starts an object on w.
+func NewIndented(w io.Writer) *Indented {
+	o := &Indented{w: w}
+	o.write("{")
+	return o
 }
 
-func (w *indentedWriter) value(prefix string, v any) {
+func (o *Indented) write(s string) {
+	if o.err == nil {
+		_, o.err = io.WriteString(o.w, s)
+	}
+}
+
+func (o *Indented) key(name string) {
+	if o.fields > 0 {
+		o.write(",")
+	}
+	o.fields++
+	o.write("\n  " + strconv.Quote(name) + ": ")
+}
+
+func (o *Indented) value(prefix string, v any) {
 	data, err := json.MarshalIndent(v, prefix, "  ")
-	if err != nil && w.err == nil {
-		w.err = err
+	if err != nil && o.err == nil {
+		o.err = err
 	}
-	w.b.Write(data)
+	if o.err == nil {
+		_, o.err = o.w.Write(data)
+	}
 }
 
-func (w *indentedWriter) field(name string, v any) {
-	w.key(name)
-	w.value("  ", v)
+// Field writes one field.
+func (o *Indented) Field(name string, v any) {
+	o.key(name)
+	o.value("  ", v)
 }
 
-func (w *indentedWriter) list(name string, n int, elem func(int) any) {
-	w.key(name)
+// List writes a field whose value is a list of n elements, elem(i) each.
+func (o *Indented) List(name string, n int, elem func(int) any) {
+	o.key(name)
 	if n == 0 {
-		w.b.WriteString("[]")
+		o.write("[]")
 		return
 	}
-	w.b.WriteString("[")
-	for i := 0; i < n; i++ {
+	o.write("[")
+	for i := 0; i < n && o.err == nil; i++ {
 		if i > 0 {
-			w.b.WriteString(",")
+			o.write(",")
 		}
-		w.b.WriteString("\n    ")
-		w.value("    ", elem(i))
+		o.write("\n    ")
+		o.value("    ", elem(i))
 	}
-	w.b.WriteString("\n  ]")
+	o.write("\n  ]")
+}
+
+// Close ends the object and returns the first error.
+func (o *Indented) Close() error {
+	if o.fields == 0 {
+		o.write("}\n")
+	} else {
+		o.write("\n}\n")
+	}
+	return o.err
 }
 
 // Parse reads a ferry.json (or a baseline) of at most MaxSize bytes. name
@@ -317,7 +365,43 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 		seenRef[k] = true
 	}
 	m.Sort()
+	m.share()
 	return &m, nil
+}
+
+// share makes equal strings one: the media types and repositories that
+// thousands of entries repeat, and each image's digest with its blob's,
+// and trims the lists to their length. A ferry.json of tens of thousands
+// of images, kept for a whole import, is then held without its
+// repetitions or the decoder's slack.
+func (m *Manifest) share() {
+	strs := map[string]string{}
+	one := func(s string) string {
+		if c, ok := strs[s]; ok {
+			return c
+		}
+		strs[s] = s
+		return s
+	}
+	oneDigest := func(d digest.Digest) digest.Digest { return digest.Digest(one(string(d))) }
+	for i := range m.Blobs {
+		b := &m.Blobs[i]
+		b.Digest, b.MediaType = oneDigest(b.Digest), one(b.MediaType)
+		for j, r := range b.Repositories {
+			b.Repositories[j] = one(r)
+		}
+	}
+	for i := range m.Images {
+		img := &m.Images[i]
+		img.Digest, img.MediaType = oneDigest(img.Digest), one(img.MediaType)
+	}
+	for i := range m.Referrers {
+		r := &m.Referrers[i]
+		r.Repository, r.Subject = one(r.Repository), oneDigest(r.Subject)
+		r.Descriptor.Digest, r.Descriptor.MediaType = oneDigest(r.Descriptor.Digest), one(r.Descriptor.MediaType)
+		r.Descriptor.ArtifactType = one(r.Descriptor.ArtifactType)
+	}
+	m.Images, m.Blobs, m.Referrers = slices.Clip(slices.Clone(m.Images)), slices.Clip(slices.Clone(m.Blobs)), slices.Clip(slices.Clone(m.Referrers))
 }
 
 // blobKeys are the keys every blob entry has; a reader that met an entry
@@ -329,33 +413,67 @@ var blobKeys = []string{"digest", "size", "included"}
 // the keys it has that ferry does not know (the misspelling, most often).
 // Unknown keys elsewhere are ignored, as the format says.
 func requireBlobKeys(data []byte) error {
+	// Presence only, three bytes an entry: a map per entry held a
+	// ferry.json of 100,000 blobs several times over while it was checked.
+	// (Keys match as the decoder matches them, whatever their case.)
 	var raw struct {
-		Blobs []map[string]json.RawMessage `json:"blobs"`
+		Blobs []struct{ Digest, Size, Included keySeen } `json:"blobs"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	known := map[string]bool{"digest": true, "size": true, "mediaType": true, "included": true, "repositories": true, "foreign": true}
 	for i, b := range raw.Blobs {
-		for _, k := range blobKeys {
-			if _, ok := b[k]; ok {
-				continue
-			}
-			var unknown []string
-			for have := range b {
-				if !known[have] {
-					unknown = append(unknown, strconv.Quote(have))
-				}
-			}
-			sort.Strings(unknown)
-			why := ""
-			if len(unknown) > 0 {
-				why = " (it has " + strings.Join(unknown, ", ") + ", which ferry does not know: misspelled?)"
-			}
-			return fmt.Errorf("blobs[%d] has no %q%s", i, k, why)
+		if !b.Digest || !b.Size || !b.Included {
+			return missingBlobKey(data, i)
 		}
 	}
 	return nil
+}
+
+// keySeen records that a key was there, whatever its value.
+type keySeen bool
+
+func (k *keySeen) UnmarshalJSON([]byte) error {
+	*k = true
+	return nil
+}
+
+// missingBlobKey says which of blobKeys blobs[i] lacks, and which keys it
+// has that ferry does not know.
+func missingBlobKey(data []byte, i int) error {
+	var raw struct {
+		Blobs []json.RawMessage `json:"blobs"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	var b map[string]json.RawMessage
+	if err := json.Unmarshal(raw.Blobs[i], &b); err != nil {
+		return fmt.Errorf("blobs[%d]: %v", i, err)
+	}
+	has := map[string]bool{}
+	for k := range b {
+		has[strings.ToLower(k)] = true
+	}
+	known := map[string]bool{"digest": true, "size": true, "mediatype": true, "included": true, "repositories": true, "foreign": true}
+	for _, k := range blobKeys {
+		if has[strings.ToLower(k)] {
+			continue
+		}
+		var unknown []string
+		for have := range b {
+			if !known[strings.ToLower(have)] {
+				unknown = append(unknown, strconv.Quote(have))
+			}
+		}
+		sort.Strings(unknown)
+		why := ""
+		if len(unknown) > 0 {
+			why = " (it has " + strings.Join(unknown, ", ") + ", which ferry does not know: misspelled?)"
+		}
+		return fmt.Errorf("blobs[%d] has no %q%s", i, k, why)
+	}
+	return fmt.Errorf("blobs[%d] lacks a key", i)
 }
 
 // ReadCapped reads all of r, refusing more than limit bytes with an error

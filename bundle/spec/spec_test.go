@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -95,7 +97,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // Marshal writes a value at a time, and its bytes are exactly those of
-// json.MarshalIndent with a two-space indent, empty lists included.
+// json.MarshalIndent with a two-space indent, empty lists included, in a
+// slice of exactly their size.
 func TestMarshalIsMarshalIndent(t *testing.T) {
 	t.Parallel()
 	a, b := digest.FromString("a"), digest.FromString("b")
@@ -111,6 +114,9 @@ func TestMarshalIsMarshalIndent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(got) != cap(got) {
+			t.Errorf("Marshal: %d bytes in a slice of capacity %d: a buffer's slack is kept with the document", len(got), cap(got))
+		}
 		want, err := json.MarshalIndent(m, "", "  ")
 		if err != nil {
 			t.Fatal(err)
@@ -118,5 +124,41 @@ func TestMarshalIsMarshalIndent(t *testing.T) {
 		if want = append(want, '\n'); !bytes.Equal(got, want) {
 			t.Errorf("Marshal:\n%s\nMarshalIndent:\n%s", got, want)
 		}
+	}
+}
+
+// A parsed ferry.json holds each repeated string once: the media types and
+// repositories of thousands of blobs, and an image's digest with its
+// blob's; its lists have no decoder's slack.
+func TestParseSharesRepeatedStrings(t *testing.T) {
+	t.Parallel()
+	m := &Manifest{MediaType: MediaType}
+	for i := range 5 {
+		d := digest.FromString(strconv.Itoa(i))
+		m.Images = append(m.Images, Image{Reference: "r/app:" + strconv.Itoa(i), Digest: d, MediaType: ocispec.MediaTypeImageManifest})
+		m.Blobs = append(m.Blobs, Blob{Digest: d, Size: 1, MediaType: ocispec.MediaTypeImageManifest, Repositories: []string{"r/app"}, Included: true})
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(bytes.NewReader(data), "ferry.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+	for i, b := range got.Blobs {
+		if !same(b.MediaType, got.Blobs[0].MediaType) || !same(b.Repositories[0], got.Blobs[0].Repositories[0]) {
+			t.Errorf("blob %d holds its own copy of its media type or repository", i)
+		}
+	}
+	for _, img := range got.Images {
+		b, ok := got.Blob(img.Digest)
+		if !ok || !same(string(img.Digest), string(b.Digest)) {
+			t.Errorf("image %s holds its own copy of its digest", img.Reference)
+		}
+	}
+	if cap(got.Blobs) != len(got.Blobs) || cap(got.Images) != len(got.Images) {
+		t.Errorf("lists kept with slack: blobs %d/%d, images %d/%d", len(got.Blobs), cap(got.Blobs), len(got.Images), cap(got.Images))
 	}
 }
