@@ -216,6 +216,7 @@ func (imp *importer) resolve(ctx context.Context, b layout.Bundle) ([]Target, er
 	imp.report.ReleaseSignedBytes()
 	if imp.tar != nil {
 		imp.tar.ReleaseSignedBytes()
+		imp.tar.ReleaseIndex()
 	}
 	if err := imp.report.Err(); err != nil {
 		return nil, err

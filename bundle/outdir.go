@@ -28,7 +28,7 @@ var ErrOutputInUse = errors.New("the output directory holds something else")
 // as another tool's layout or a bundle of other images, is refused with
 // what is there, before a byte is written: export never deletes or
 // overwrites what it did not write.
-func checkOutputDir(out string, plan *Plan, manifest []byte) error {
+func checkOutputDir(out string, plan *Plan, id digest.Digest) error {
 	entries, err := os.ReadDir(out)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -57,7 +57,7 @@ func checkOutputDir(out string, plan *Plan, manifest []byte) error {
 	}
 	if data, err := os.ReadFile(filepath.Join(out, layout.FileBundle)); err == nil {
 		old, err := spec.Parse(bytes.NewReader(data), filepath.Join(out, layout.FileBundle))
-		if err != nil || planID(old) != planIDOf(manifest) {
+		if err != nil || planID(old) != id {
 			return refuse("holds a bundle of other images (its ferry.json lists other images, referrers or blobs)")
 		}
 		return nil
@@ -92,14 +92,6 @@ func planID(m *spec.Manifest) digest.Digest {
 	c.Created, c.Creator = time.Time{}, ""
 	data, _ := c.Marshal()
 	return digest.FromBytes(data)
-}
-
-func planIDOf(manifest []byte) digest.Digest {
-	m, err := spec.Parse(bytes.NewReader(manifest), layout.FileBundle)
-	if err != nil {
-		return ""
-	}
-	return planID(m)
 }
 
 func firstFew(names []string) []string {

@@ -201,24 +201,23 @@ func walkImages(ctx context.Context, g *layout.Graph, images []PlannedImage, job
 	return eg.Wait()
 }
 
-// index renders index.json: one descriptor per image reference, carrying
-// the full reference in both annotations.
-func (p *Plan) index() *ocispec.Index {
-	idx := &ocispec.Index{}
-	for _, img := range p.Images {
-		d := img.Root
-		d.Annotations = map[string]string{
-			AnnotationRefName:       img.Source.String(),
-			AnnotationContainerdRef: img.Source.String(),
-		}
-		idx.Manifests = append(idx.Manifests, d)
+// indexLen is the number of entries of index.json: one per image
+// reference, one per referrer.
+func (p *Plan) indexLen() int { return len(p.Images) + len(p.Referrers) }
+
+// indexEntry renders entry i of index.json: an image carries its full
+// reference in both annotations; a referrer, its subject. Entries are made
+// as index.json is written, never all at once.
+func (p *Plan) indexEntry(i int) ocispec.Descriptor {
+	if i < len(p.Images) {
+		img := p.Images[i]
+		d, ref := img.Root, img.Source.String()
+		d.Annotations = map[string]string{AnnotationRefName: ref, AnnotationContainerdRef: ref}
+		return d
 	}
-	for _, r := range p.Referrers {
-		d := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size, ArtifactType: r.Desc.ArtifactType,
-			Annotations: map[string]string{layout.AnnotationReferrerSubject: r.Subject.String()}}
-		idx.Manifests = append(idx.Manifests, d)
-	}
-	return idx
+	r := p.Referrers[i-len(p.Images)]
+	return ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size, ArtifactType: r.Desc.ArtifactType,
+		Annotations: map[string]string{layout.AnnotationReferrerSubject: r.Subject.String()}}
 }
 
 // dropKnownReferrers leaves out every referrer the baseline says the

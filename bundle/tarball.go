@@ -101,7 +101,7 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 // signature before it reads any blob.
 func writeTarHead(tw *layout.TarWriter, plan *Plan, meta metadata) error {
 	layoutFile, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	index, err := layout.MarshalIndex(plan.index())
+	index, err := layout.IndexOf(plan.indexLen(), plan.indexEntry)
 	if err != nil {
 		return err
 	}

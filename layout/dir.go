@@ -310,9 +310,19 @@ func (d *Dir) Index() (*ocispec.Index, error) {
 
 // WriteIndex writes index.json atomically.
 func (d *Dir) WriteIndex(idx *ocispec.Index) error {
+	return d.writeIndex(func(w io.Writer) error { return EncodeIndex(w, idx) })
+}
+
+// WriteIndexOf writes atomically an index.json of n manifests, each made by
+// manifest(i) as it is written (IndexOf).
+func (d *Dir) WriteIndexOf(n int, manifest func(i int) ocispec.Descriptor) error {
+	return d.writeIndex(func(w io.Writer) error { return encodeIndex(w, &ocispec.Index{}, n, manifest) })
+}
+
+func (d *Dir) writeIndex(encode func(io.Writer) error) error {
 	return WriteFileAtomic(filepath.Join(d.root, FileIndex), 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
-		if err := EncodeIndex(bw, idx); err != nil {
+		if err := encode(bw); err != nil {
 			return err
 		}
 		return bw.Flush()
@@ -445,9 +455,21 @@ func MarshalIndex(idx *ocispec.Index) ([]byte, error) {
 	return spec.Exactly(func(w io.Writer) error { return EncodeIndex(w, idx) })
 }
 
-// EncodeIndex writes MarshalIndex's bytes to w a descriptor at a time: an
-// index of tens of thousands of images is never whole in memory.
+// IndexOf is MarshalIndex of an index of n manifests, each made by
+// manifest(i) as it is written: the descriptors of tens of thousands of
+// images, and their annotations, are never all in memory at once.
+func IndexOf(n int, manifest func(i int) ocispec.Descriptor) ([]byte, error) {
+	return spec.Exactly(func(w io.Writer) error { return encodeIndex(w, &ocispec.Index{}, n, manifest) })
+}
+
+// EncodeIndex writes MarshalIndex's bytes to w a descriptor at a time.
 func EncodeIndex(w io.Writer, idx *ocispec.Index) error {
+	return encodeIndex(w, idx, len(idx.Manifests), func(i int) ocispec.Descriptor { return idx.Manifests[i] })
+}
+
+// encodeIndex writes idx with the n manifests manifest makes in place of
+// idx.Manifests.
+func encodeIndex(w io.Writer, idx *ocispec.Index, n int, manifest func(int) ocispec.Descriptor) error {
 	idx.Versioned = specs.Versioned{SchemaVersion: 2}
 	idx.MediaType = ocispec.MediaTypeImageIndex
 	o := spec.NewIndented(w)
@@ -456,7 +478,7 @@ func EncodeIndex(w io.Writer, idx *ocispec.Index) error {
 	if idx.ArtifactType != "" {
 		o.Field("artifactType", idx.ArtifactType)
 	}
-	o.List("manifests", len(idx.Manifests), func(i int) any { return idx.Manifests[i] })
+	o.List("manifests", n, func(i int) any { return manifest(i) })
 	if idx.Subject != nil {
 		o.Field("subject", idx.Subject)
 	}

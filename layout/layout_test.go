@@ -452,4 +452,11 @@ func TestMarshalIndexIsMarshalIndent(t *testing.T) {
 			t.Errorf("MarshalIndex:\n%s\nMarshalIndent:\n%s", got, want)
 		}
 	}
+	// IndexOf makes the same bytes from descriptors made one at a time.
+	plain := &ocispec.Index{Manifests: []ocispec.Descriptor{a, b}}
+	want, _ := MarshalIndex(plain)
+	got, err := IndexOf(2, func(i int) ocispec.Descriptor { return plain.Manifests[i] })
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("IndexOf: %v\n%s\nMarshalIndex:\n%s", err, got, want)
+	}
 }

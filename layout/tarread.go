@@ -92,6 +92,15 @@ func (t *TarReader) ReleaseSignedBytes() {
 	}
 }
 
+// ReleaseIndex drops the parsed index.json from the head once a report has
+// walked it: a stream import of tens of thousands of images does not keep
+// it to the end.
+func (t *TarReader) ReleaseIndex() {
+	if t.head != nil {
+		t.head.Index = nil
+	}
+}
+
 // heldManifest is a manifest of the head, verified when it was read.
 func (h *Head) heldManifest(d digest.Digest) ([]byte, bool) {
 	data, ok := h.manifests[d]

@@ -53,7 +53,7 @@ func (r *Report) sawBlob(desc ocispec.Descriptor) {
 func (r *Report) Unseen(seen map[digest.Digest]bool, name string) error {
 	var problems []Problem
 	for _, d := range sortedDescs(r.descs) {
-		if !seen[d.Digest] && !r.seen[d.Digest] && !r.omitted(d.Digest) && !r.foreign(d) {
+		if !seen[d.Digest] && !r.seen[d.Digest] && !r.omitted(d.Digest) && !r.foreign(*d) {
 			problems = append(problems, r.blobProblemOf(d.Digest, neverWentBy(name)))
 		}
 	}
@@ -70,7 +70,7 @@ func (r *Report) finish(name string) {
 	for _, d := range sortedDescs(r.descs) {
 		switch {
 		case r.seen[d.Digest]:
-		case r.foreign(d):
+		case r.foreign(*d):
 			r.Foreign++
 		case r.omitted(d.Digest):
 			r.Omitted++

@@ -132,7 +132,9 @@ type Image struct {
 	// Subject is, for a referrer, the digest of the manifest it refers to
 	// (index.json's io.ferry.referrer.subject); empty for an image.
 	Subject digest.Digest
-	Root    ocispec.Descriptor
+	// Root is index.json's descriptor without its annotations: Name and
+	// Subject say what they said.
+	Root ocispec.Descriptor
 	// Graph lists every descriptor reachable from Root, children first.
 	Graph []ocispec.Descriptor
 }
@@ -152,8 +154,13 @@ type Report struct {
 	SignedBy int
 
 	// manifestFile and signature are ferry.json's and ferry.json.sig's
-	// bytes (nil when absent).
+	// bytes (nil when absent). From a directory, ferry.json's bytes are
+	// not kept (tens of MiB for tens of thousands of images) but read
+	// again to check the signature, and held to manifestSum, the digest
+	// of the bytes that were parsed (reread).
 	manifestFile, signature []byte
+	manifestSum             digest.Digest
+	reread                  func() ([]byte, error)
 	released                bool // ReleaseSignedBytes has dropped manifestFile
 	// Graph holds every manifest read.
 	Graph *layout.Graph
@@ -193,7 +200,18 @@ func (r *Report) CheckSignature(keys []crypto.PublicKey) error {
 	if r.released {
 		return ErrReleased
 	}
-	i, err := CheckSignature(r.manifestFile, r.signature, keys)
+	data := r.manifestFile
+	if data == nil && r.reread != nil && len(r.signature) > 0 {
+		var err error
+		if data, err = r.reread(); err == nil && digest.FromBytes(data) != r.manifestSum {
+			err = fmt.Errorf("%w: ferry.json changed while the bundle was being checked", ErrBadSignature)
+		}
+		if err != nil {
+			r.add(Problem{File: layout.FileBundle, Err: err})
+			return r.Err()
+		}
+	}
+	i, err := CheckSignature(data, r.signature, keys)
 	if err != nil {
 		r.add(Problem{File: layout.FileSignature, Err: err})
 		return r.Err()
@@ -210,7 +228,7 @@ var ErrReleased = errors.New("ferry.json's bytes were released after the signatu
 // import need not hold them (3.4 MiB at 3,000 images). CheckSignature
 // fails with ErrReleased afterwards.
 func (r *Report) ReleaseSignedBytes() {
-	r.manifestFile, r.released = nil, true
+	r.manifestFile, r.reread, r.released = nil, nil, true
 }
 
 // OK reports whether the bundle has no problems.
@@ -318,7 +336,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 	rep := &Report{Graph: layout.NewGraph(), HasManifestFile: true, SignedBy: -1}
 	data, err := src.BundleFile()
 	if err == nil {
-		rep.manifestFile = data
+		rep.manifestSum, rep.reread = digest.FromBytes(data), src.BundleFile
 		rep.Manifest, err = spec.Parse(bytes.NewReader(data), filepath.Join(src.Name(), layout.FileBundle))
 	}
 	switch {
@@ -341,7 +359,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			rep.Bytes += d.Size
 			continue
 		}
-		ok, err := src.Exists(d)
+		ok, err := src.Exists(*d)
 		switch {
 		case errors.Is(err, layout.ErrSizeMismatch), errors.Is(err, layout.ErrNotRegular):
 			rep.blobProblem(d.Digest, err)
@@ -355,8 +373,8 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			// says it holds, no more (an import would push it).
 			rep.blobProblem(d.Digest, errors.New("ferry.json marks this blob as omitted, yet it is in the bundle"))
 		case ok:
-			present = append(present, d)
-		case rep.foreign(d):
+			present = append(present, *d)
+		case rep.foreign(*d):
 			rep.Foreign++
 		case rep.omitted(d.Digest):
 			rep.Omitted++
@@ -393,6 +411,9 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 				rep.add(Problem{Digest: root.Digest, File: layout.FileIndex, Images: []string{img.Name}, Err: err})
 			}
 		}
+		// Name and Subject are what the annotations say: the report does
+		// not keep a map per image of index.json beside them.
+		img.Root.Annotations = nil
 		graph, err := rep.Graph.Walk(ctx, f, root)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -604,10 +625,12 @@ func RefName(d ocispec.Descriptor) string {
 	return d.Digest.String()
 }
 
-func sortedDescs(m map[digest.Digest]*ocispec.Descriptor) []ocispec.Descriptor {
-	out := make([]ocispec.Descriptor, 0, len(m))
+// sortedDescs lists m's descriptors by digest: pointers, not a copy of
+// each of tens of thousands.
+func sortedDescs(m map[digest.Digest]*ocispec.Descriptor) []*ocispec.Descriptor {
+	out := make([]*ocispec.Descriptor, 0, len(m))
 	for _, d := range m {
-		out = append(out, *d)
+		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
 	return out

@@ -7,6 +7,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -227,27 +229,53 @@ func wantProblem(t *testing.T, rep *Report, what, why, image string) {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// After ReleaseSignedBytes a report no longer holds ferry.json's bytes, and
-// a later signature check says so rather than checking nothing.
-func TestReleaseSignedBytes(t *testing.T) {
+// A report on a directory holds no ferry.json bytes through the walk: the
+// signature check reads them again, and refuses bytes other than those
+// that were parsed. After ReleaseSignedBytes a check says so rather than
+// checking nothing.
+func TestSignedBytesAreNotHeld(t *testing.T) {
 	t.Parallel()
 	root, _ := writeBundle(t, nil)
-	rep := check(t, root)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	manifest, err := os.ReadFile(filepath.Join(root, layout.FileBundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(manifest)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, layout.FileSignature), []byte(base64.StdEncoding.EncodeToString(sig)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	keys := []crypto.PublicKey{&key.PublicKey}
-	if err := rep.CheckSignature(keys); !errors.Is(err, ErrUnsigned) {
-		t.Fatalf("an unsigned bundle: %v", err)
-	}
-	if len(rep.manifestFile) == 0 {
-		t.Fatal("the report does not hold ferry.json's bytes to begin with")
-	}
-	rep.ReleaseSignedBytes()
+
+	rep := check(t, root)
 	if rep.manifestFile != nil {
-		t.Error("ferry.json's bytes are still held")
+		t.Error("the report holds ferry.json's bytes")
 	}
+	if err := rep.CheckSignature(keys); err != nil || rep.SignedBy != 0 {
+		t.Fatalf("a signed bundle: %v (signed by %d)", err, rep.SignedBy)
+	}
+
+	// Another ferry.json is parsed, and the signed one is back by the time
+	// the signature is checked: the check is over what was parsed.
+	if err := os.WriteFile(filepath.Join(root, layout.FileBundle), append(manifest, ' '), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep = check(t, root)
+	if err := os.WriteFile(filepath.Join(root, layout.FileBundle), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.CheckSignature(keys); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("ferry.json swapped under the check: %v", err)
+	}
+
+	rep.ReleaseSignedBytes()
 	if err := rep.CheckSignature(keys); !errors.Is(err, ErrReleased) {
 		t.Errorf("a check after the release: %v", err)
 	}
