@@ -446,6 +446,17 @@ func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error
 	return imp.report.Err()
 }
 
+// manifest is the bytes of a manifest of the bundle: held by the graph (a
+// tarball's head), or read again from the directory and verified. A
+// manifest that no longer matches is the bundle's fault, named as such.
+func (imp *importer) manifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	data, err := imp.graph.Bytes(ctx, desc)
+	if err != nil && ctx.Err() == nil && errors.Is(verify.Invalid(err), verify.ErrBundleInvalid) {
+		return nil, imp.report.Fault(desc, err)
+	}
+	return data, err
+}
+
 // mapTargets decides where each image of the bundle goes. Every name is
 // checked before any request is made.
 func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {

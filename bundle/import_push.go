@@ -282,7 +282,10 @@ func (imp *importer) pushManifests(ctx context.Context, p *importPlan, tags []Ta
 				if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing[key] || byTag[key] {
 					continue
 				}
-				data, _ := imp.graph.Manifest(d.Digest)
+				data, err := imp.manifest(ectx, *d)
+				if err != nil {
+					return err
+				}
 				if err := repo.Manifests().Push(ectx, *d, bytes.NewReader(data)); err != nil {
 					return imp.foreignHint(*d, imp.c.Wrap(registry.OpPushManifest, d.Digest.String()+" to "+r.name, err))
 				}

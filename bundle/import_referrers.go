@@ -200,8 +200,11 @@ func (imp *importer) pushReferrers(ctx context.Context, p *importPlan, sum *Impo
 			if err != nil {
 				return err
 			}
-			data, _ := imp.graph.Manifest(r.Desc.Digest)
 			desc := ocispec.Descriptor{MediaType: r.Desc.MediaType, Digest: r.Desc.Digest, Size: r.Desc.Size}
+			data, err := imp.manifest(ctx, desc)
+			if err != nil {
+				return err
+			}
 			if tag == "" {
 				err = repo.Manifests().Push(ctx, desc, bytes.NewReader(data))
 				return imp.c.Wrap(registry.OpPushManifest, "referrer "+r.Desc.Digest.String()+" to "+r.Dest.Repository, err)

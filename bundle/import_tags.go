@@ -91,7 +91,10 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 			if err != nil {
 				return err
 			}
-			data, _ := imp.graph.Manifest(t.Root.Digest)
+			data, err := imp.manifest(ctx, t.Root)
+			if err != nil {
+				return err
+			}
 			if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
 				return imp.foreignHint(t.Root, imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
 			}

@@ -20,6 +20,21 @@ type Graph struct {
 	mu      sync.Mutex
 	nodes   map[digest.Digest]*node
 	configs map[digest.Digest]bool
+	// reread, when set, is where the manifests' bytes are read again
+	// (Bytes): the graph keeps their children, not their bytes.
+	reread Fetcher
+	// canonical, when set, returns the copy of a digest to keep.
+	canonical func(digest.Digest) digest.Digest
+}
+
+// ShareDigests makes the graph keep, for each digest its manifests
+// reference, the copy canonical returns (a bundle's ferry.json already
+// holds one of each) rather than one decoded from every manifest. Call
+// it before the first walk.
+func (g *Graph) ShareDigests(canonical func(digest.Digest) digest.Digest) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.canonical = canonical
 }
 
 type node struct {
@@ -34,17 +49,52 @@ func (g *Graph) IsConfig(d digest.Digest) bool {
 	return g.configs[d]
 }
 
-// NewGraph returns an empty graph.
+// NewGraph returns an empty graph that keeps the bytes of every manifest
+// it reads.
 func NewGraph() *Graph {
 	return &Graph{nodes: map[digest.Digest]*node{}, configs: map[digest.Digest]bool{}}
 }
 
-// Manifest returns the bytes of a manifest or index the graph has read.
+// NewGraphOver returns an empty graph over a bundle that can be read
+// again at random (a directory): it keeps each manifest's children but
+// not its bytes, which Bytes reads again from f, verified. An import of
+// tens of thousands of images then holds no copy of the manifests it has
+// checked, only of the few it is sending.
+func NewGraphOver(f Fetcher) *Graph {
+	g := NewGraph()
+	g.reread = f
+	return g
+}
+
+// Has reports whether the graph has read the manifest or index d.
+func (g *Graph) Has(d digest.Digest) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.nodes[d]
+	return ok
+}
+
+// Bytes returns the bytes of a manifest or index the graph has read: those
+// it holds, or, for a graph over a bundle (NewGraphOver), those read again
+// and verified against desc.
+func (g *Graph) Bytes(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	if data, ok := g.Manifest(desc.Digest); ok {
+		return data, nil
+	}
+	if g.reread == nil || !g.Has(desc.Digest) {
+		return nil, fmt.Errorf("manifest %s: %w: the graph has not read it", desc.Digest, ErrBlobNotFound)
+	}
+	return ReadManifest(ctx, g.reread, desc)
+}
+
+// Manifest returns the bytes of a manifest or index the graph has read and
+// holds; a graph over a bundle (NewGraphOver) holds none but those given
+// to Add.
 func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n, ok := g.nodes[d]
-	if !ok {
+	if !ok || n.data == nil {
 		return nil, false
 	}
 	return n.data, true
@@ -58,19 +108,27 @@ func (g *Graph) Add(desc ocispec.Descriptor, data []byte) error {
 	if digest.FromBytes(data) != desc.Digest || int64(len(data)) != desc.Size {
 		return fmt.Errorf("manifest %s: %w: the bytes do not match their descriptor", desc.Digest, ErrInvalidManifest)
 	}
-	_, err := g.store(desc, data)
+	_, err := g.store(desc, data, true)
 	return err
 }
 
-// store parses a manifest's verified bytes and keeps them with its
-// children, noting its config.
-func (g *Graph) store(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, error) {
+// store parses a manifest's verified bytes and keeps its children, noting
+// its config, and its bytes when keep is set.
+func (g *Graph) store(desc ocispec.Descriptor, data []byte, keep bool) ([]ocispec.Descriptor, error) {
 	children, err := Children(desc, data)
 	if err != nil {
 		return nil, err
 	}
+	if !keep {
+		data = nil
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.canonical != nil {
+		for i := range children {
+			children[i].Digest = g.canonical(children[i].Digest)
+		}
+	}
 	g.nodes[desc.Digest] = &node{data: data, children: children}
 	if !IsIndex(desc.MediaType) && desc.MediaType != mediaTypeOCIArtifact && len(children) > 0 {
 		g.configs[children[0].Digest] = true
@@ -145,14 +203,14 @@ func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor
 	}
 	if h, ok := f.(heldManifests); ok {
 		if data, ok := h.heldManifest(desc.Digest); ok && int64(len(data)) == desc.Size {
-			return g.store(desc, data) // verified as it was read: shared, not copied
+			return g.store(desc, data, true) // verified as it was read: shared, not copied
 		}
 	}
 	data, err := ReadManifest(ctx, f, desc)
 	if err != nil {
 		return nil, err
 	}
-	return g.store(desc, data)
+	return g.store(desc, data, g.reread == nil)
 }
 
 // heldManifests is a Fetcher that holds manifests in memory, each verified

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -458,5 +459,72 @@ func TestMarshalIndexIsMarshalIndent(t *testing.T) {
 	got, err := IndexOf(2, func(i int) ocispec.Descriptor { return plain.Manifests[i] })
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("IndexOf: %v\n%s\nMarshalIndex:\n%s", err, got, want)
+	}
+}
+
+// A graph over a bundle keeps each manifest's children, not its bytes:
+// Bytes reads them again, verified, and a manifest changed since the walk
+// is refused.
+func TestGraphOverKeepsNoBytes(t *testing.T) {
+	t.Parallel()
+	store := memFetcher{}
+	cfg := []byte("{}")
+	store[digest.FromBytes(cfg)] = cfg
+	manifest := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromBytes(cfg).String() + `","size":2},"layers":[]}`
+	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(manifest), Size: int64(len(manifest))}
+	store[root.Digest] = []byte(manifest)
+	ctx := context.Background()
+
+	g := NewGraphOver(store)
+	if _, err := g.Walk(ctx, store, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, held := g.Manifest(root.Digest); held || !g.Has(root.Digest) {
+		t.Errorf("after the walk: bytes held %v, known %v; want the children only", held, g.Has(root.Digest))
+	}
+	if got, err := g.Bytes(ctx, root); err != nil || string(got) != manifest {
+		t.Errorf("Bytes: %q, %v", got, err)
+	}
+	store[root.Digest] = []byte(strings.Replace(manifest, `"layers":[]`, `"layers":[ ]`, 1))
+	if _, err := g.Bytes(ctx, root); !errors.Is(err, ErrSizeMismatch) && !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("a manifest changed since the walk: %v", err)
+	}
+	if _, err := g.Bytes(ctx, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(cfg), Size: 2}); !errors.Is(err, ErrBlobNotFound) {
+		t.Errorf("a manifest the graph has not read: %v", err)
+	}
+
+	// A graph that keeps bytes serves them from memory.
+	kept := NewGraph()
+	if _, err := kept.Walk(ctx, memFetcher{root.Digest: []byte(manifest)}, root); err != nil {
+		t.Fatal(err)
+	}
+	if data, ok := kept.Manifest(root.Digest); !ok || string(data) != manifest {
+		t.Errorf("NewGraph: bytes %q held %v", data, ok)
+	}
+}
+
+// With ShareDigests, the graph keeps the canonical copy of each digest its
+// manifests reference, not the one decoded from each manifest.
+func TestGraphSharesDigests(t *testing.T) {
+	t.Parallel()
+	cfg := []byte("{}")
+	canonical := digest.Digest(strings.Clone(digest.FromBytes(cfg).String()))
+	manifest := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + canonical.String() + `","size":2},"layers":[]}`
+	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(manifest), Size: int64(len(manifest))}
+	g := NewGraph()
+	g.ShareDigests(func(d digest.Digest) digest.Digest {
+		if d == canonical {
+			return canonical
+		}
+		return d
+	})
+	graph, err := g.Walk(context.Background(), memFetcher{root.Digest: []byte(manifest)}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append(graph, g.Children(root.Digest)...) {
+		if d.Digest == canonical && unsafe.StringData(string(d.Digest)) != unsafe.StringData(string(canonical)) {
+			t.Errorf("%s: a copy decoded from the manifest is kept", d.Digest)
+		}
 	}
 }

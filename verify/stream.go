@@ -22,6 +22,7 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 	}
 	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, HasManifestFile: true, SignedBy: -1,
 		manifestFile: head.ManifestFile, signature: head.Signature, seen: map[digest.Digest]bool{}}
+	rep.shareDigests()
 	if err := rep.walk(ctx, head, head.Index); err != nil {
 		return nil, err
 	}

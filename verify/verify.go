@@ -333,7 +333,8 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 	if err != nil {
 		return nil, nil, Invalid(err)
 	}
-	rep := &Report{Graph: layout.NewGraph(), HasManifestFile: true, SignedBy: -1}
+	// The graph keeps no manifest's bytes: a directory can be read again.
+	rep := &Report{Graph: layout.NewGraphOver(src), HasManifestFile: true, SignedBy: -1}
 	data, err := src.BundleFile()
 	if err == nil {
 		rep.manifestSum, rep.reread = digest.FromBytes(data), src.BundleFile
@@ -349,12 +350,13 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 	if rep.signature, err = src.Signature(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		rep.add(Problem{Err: err})
 	}
+	rep.shareDigests()
 	if err := rep.walk(ctx, src, idx); err != nil {
 		return nil, nil, err
 	}
 	var present []ocispec.Descriptor
 	for _, d := range sortedDescs(rep.descs) {
-		if _, ok := rep.Graph.Manifest(d.Digest); ok {
+		if rep.Graph.Has(d.Digest) {
 			rep.Blobs++ // read and verified by the walk
 			rep.Bytes += d.Size
 			continue
@@ -414,6 +416,12 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		// Name and Subject are what the annotations say: the report does
 		// not keep a map per image of index.json beside them.
 		img.Root.Annotations = nil
+		if rep.Manifest != nil {
+			if b, ok := rep.Manifest.Blob(root.Digest); ok {
+				img.Root.Digest = b.Digest
+			}
+		}
+		root = img.Root
 		graph, err := rep.Graph.Walk(ctx, f, root)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -437,6 +445,21 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		rep.add(Problem{Digest: s.d, Images: rep.usersOf(s.d), Err: fmt.Errorf("referenced with sizes %d and %d", s.a, s.b)})
 	}
 	return nil
+}
+
+// shareDigests has the graph keep ferry.json's copy of each digest, not one
+// more decoded from every manifest that references it.
+func (rep *Report) shareDigests() {
+	m := rep.Manifest
+	if m == nil {
+		return
+	}
+	rep.Graph.ShareDigests(func(d digest.Digest) digest.Digest {
+		if b, ok := m.Blob(d); ok {
+			return b.Digest
+		}
+		return d
+	})
 }
 
 // usersOf lists the images whose graphs hold d. The first call indexes
