@@ -121,6 +121,10 @@ func (c configStore) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadClos
 func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifests, configs layout.Fetcher) error {
 	graph := layout.NewGraph()
 	all := map[digest.Digest]ocispec.Descriptor{}
+	var bySubject map[digest.Digest][]int
+	if ins.Manifest != nil {
+		bySubject = indexReferrers(ins.Manifest.Referrers)
+	}
 	for _, root := range idx.Manifests {
 		referrer := root.Annotations[layout.AnnotationReferrerSubject] != ""
 		img := InspectedImage{Reference: verify.RefName(root), Digest: root.Digest, MediaType: root.MediaType}
@@ -138,7 +142,7 @@ func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifes
 		}
 		img.Platforms = platforms(ctx, configs, graph, root, descs)
 		if ins.Manifest != nil {
-			img.Referrers = referrersOf(descs, ins.Manifest.Referrers)
+			img.Referrers = referrersOf(descs, ins.Manifest.Referrers, bySubject)
 		}
 		ins.Images = append(ins.Images, img)
 	}

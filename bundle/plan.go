@@ -72,33 +72,63 @@ func (p *Plan) IncludedBytes() (n int64, count int) {
 	return n, count
 }
 
-// ReferrersOf lists the referrers of img's manifests, and what refers to
-// those, as ferry.json records them.
-func (p *Plan) ReferrersOf(img PlannedImage) []spec.Referrer {
-	var all []spec.Referrer
+// ReferrersByImage lists, for each of p.Images in order, the referrers of
+// its manifests and what refers to those, as ferry.json records them. The
+// referrers are indexed once, not searched once per image.
+func (p *Plan) ReferrersByImage() [][]spec.Referrer {
+	byRepo := map[string][]spec.Referrer{}
 	for _, r := range p.Referrers {
-		if r.Source.Name() == img.Source.Name() {
-			all = append(all, r.record())
-		}
+		byRepo[r.Source.Name()] = append(byRepo[r.Source.Name()], r.record())
 	}
-	return referrersOf(img.Graph, all)
+	index := map[string]map[digest.Digest][]int{}
+	out := make([][]spec.Referrer, len(p.Images))
+	for i, img := range p.Images {
+		name := img.Source.Name()
+		all := byRepo[name]
+		if len(all) == 0 {
+			continue
+		}
+		if index[name] == nil {
+			index[name] = indexReferrers(all)
+		}
+		out[i] = referrersOf(img.Graph, all, index[name])
+	}
+	return out
 }
 
-// referrersOf picks, from all, the referrers of the manifests of graph and,
-// level by level, what refers to them.
-func referrersOf(graph []ocispec.Descriptor, all []spec.Referrer) []spec.Referrer {
-	subjects := map[digest.Digest]bool{}
-	for _, d := range graph {
-		subjects[d.Digest] = true
+// indexReferrers lists, for each subject, the positions in all of the
+// referrers that refer to it.
+func indexReferrers(all []spec.Referrer) map[digest.Digest][]int {
+	bySubject := map[digest.Digest][]int{}
+	for i, r := range all {
+		bySubject[r.Subject] = append(bySubject[r.Subject], i)
 	}
+	return bySubject
+}
+
+// referrersOf picks, from all (indexed by indexReferrers), the referrers
+// of the manifests of graph and, level by level, what refers to them;
+// within a level, in all's order. It looks only at what refers to what it
+// has found, so a bundle of thousands of images and referrers stays linear.
+func referrersOf(graph []ocispec.Descriptor, all []spec.Referrer, bySubject map[digest.Digest][]int) []spec.Referrer {
 	var out []spec.Referrer
 	taken := map[digest.Digest]bool{}
-	for added := true; added; {
-		added = false
-		for _, r := range all {
-			if subjects[r.Subject] && !taken[r.Descriptor.Digest] {
-				taken[r.Descriptor.Digest], subjects[r.Descriptor.Digest], added = true, true, true
+	level := make([]digest.Digest, 0, len(graph))
+	for _, d := range graph {
+		level = append(level, d.Digest)
+	}
+	for len(level) > 0 {
+		var found []int
+		for _, s := range level {
+			found = append(found, bySubject[s]...)
+		}
+		slices.Sort(found)
+		level = nil
+		for _, i := range slices.Compact(found) {
+			if r := all[i]; !taken[r.Descriptor.Digest] {
+				taken[r.Descriptor.Digest] = true
 				out = append(out, r)
+				level = append(level, r.Descriptor.Digest)
 			}
 		}
 	}

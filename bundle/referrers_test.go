@@ -493,3 +493,42 @@ func TestNoReferrersCarriesNone(t *testing.T) {
 		t.Error("--no-referrers carried the SBOM's manifest")
 	}
 }
+
+// ReferrersByImage lists each image's referrers, level by level (a
+// signature of an SBOM after the SBOM), and only those of its own
+// repository and manifests: among 2,000 images in one repository, each
+// gets its own two.
+func TestReferrersByImage(t *testing.T) {
+	t.Parallel()
+	desc := func(s string) ocispec.Descriptor {
+		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(s), Size: int64(len(s))}
+	}
+	plan := &bundle.Plan{}
+	const n = 2000
+	for i := range n {
+		root := desc(fmt.Sprint("image ", i))
+		src := bundle.Reference{Registry: "r.example", Repository: "team/app", Tag: fmt.Sprint(i)}
+		plan.Images = append(plan.Images, bundle.PlannedImage{Source: src, Root: root, Graph: []ocispec.Descriptor{root}})
+		sbom, sig := desc(fmt.Sprint("sbom ", i)), desc(fmt.Sprint("sig of sbom ", i))
+		// The signature is listed first: it is found once its subject is.
+		plan.Referrers = append(plan.Referrers,
+			bundle.PlannedReferrer{Source: src, Subject: sbom.Digest, Desc: sig},
+			bundle.PlannedReferrer{Source: src, Subject: root.Digest, Desc: sbom})
+	}
+	other := bundle.Reference{Registry: "r.example", Repository: "team/other"}
+	plan.Referrers = append(plan.Referrers, bundle.PlannedReferrer{Source: other, Subject: plan.Images[0].Root.Digest, Desc: desc("elsewhere")})
+	got := plan.ReferrersByImage()
+	if len(got) != n {
+		t.Fatalf("%d lists for %d images", len(got), n)
+	}
+	for i, refs := range got {
+		want := []digest.Digest{digest.FromString(fmt.Sprint("sbom ", i)), digest.FromString(fmt.Sprint("sig of sbom ", i))}
+		var have []digest.Digest
+		for _, r := range refs {
+			have = append(have, r.Descriptor.Digest)
+		}
+		if !slices.Equal(have, want) {
+			t.Fatalf("image %d: referrers %v, want the SBOM then its signature %v", i, have, want)
+		}
+	}
+}

@@ -157,10 +157,11 @@ func printExport(g *globals, opts bundle.ExportOptions, res *bundle.ExportResult
 			}
 		}
 		fmt.Fprintf(g.out, "plan (dry run, nothing written):\n")
-		for _, img := range res.Plan.Images {
+		referrers := res.Plan.ReferrersByImage()
+		for i, img := range res.Plan.Images {
 			fmt.Fprintf(g.out, "  image %s  %s\n", img.Source, img.Root.Digest)
 			printSelection(g, img)
-			for _, r := range res.Plan.ReferrersOf(img) {
+			for _, r := range referrers[i] {
 				fmt.Fprintf(g.out, "    %-20s %s  (refers to %s)\n", bundle.Kind(r), r.Descriptor.Digest, r.Subject)
 			}
 		}
