@@ -381,14 +381,22 @@ func (m memFetcher) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadClose
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-func TestWalkRejectsAbsurdNesting(t *testing.T) {
-	t.Parallel()
+// leafManifest is a manifest of an empty config and no layers, in a store
+// that holds both.
+func leafManifest() (memFetcher, ocispec.Descriptor, string) {
 	store := memFetcher{}
 	cfg := []byte("{}")
 	store[digest.FromBytes(cfg)] = cfg
-	leafJSON := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromBytes(cfg).String() + `","size":2},"layers":[]}`
-	cur := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(leafJSON), Size: int64(len(leafJSON))}
-	store[cur.Digest] = []byte(leafJSON)
+	manifest := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromBytes(cfg).String() + `","size":2},"layers":[]}`
+	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(manifest), Size: int64(len(manifest))}
+	store[root.Digest] = []byte(manifest)
+	return store, root, manifest
+}
+
+func TestWalkRejectsAbsurdNesting(t *testing.T) {
+	t.Parallel()
+	store, cur, _ := leafManifest()
+	cfg := []byte("{}")
 	for depth := 0; depth <= MaxDepth+1; depth++ {
 		idx := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageIndex + `","manifests":[` + jsonDesc(cur) + `]}`
 		cur = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromString(idx), Size: int64(len(idx))}
@@ -467,12 +475,8 @@ func TestMarshalIndexIsMarshalIndent(t *testing.T) {
 // is refused.
 func TestGraphOverKeepsNoBytes(t *testing.T) {
 	t.Parallel()
-	store := memFetcher{}
+	store, root, manifest := leafManifest()
 	cfg := []byte("{}")
-	store[digest.FromBytes(cfg)] = cfg
-	manifest := `{"schemaVersion":2,"mediaType":"` + ocispec.MediaTypeImageManifest + `","config":{"mediaType":"` + ocispec.MediaTypeImageConfig + `","digest":"` + digest.FromBytes(cfg).String() + `","size":2},"layers":[]}`
-	root := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(manifest), Size: int64(len(manifest))}
-	store[root.Digest] = []byte(manifest)
 	ctx := context.Background()
 
 	g := NewGraphOver(store)
