@@ -489,6 +489,9 @@ func (e *exporter) toDir(ctx context.Context, out string, id digest.Digest, meta
 	if err := e.transferToDir(ctx, dir); err != nil {
 		return err
 	}
+	// Every manifest is in the bundle: the metadata is made from the plan
+	// alone, and the graph's bytes and children need not be held beside it.
+	e.graph = nil
 	if err := pruneDir(out); err != nil {
 		return err
 	}

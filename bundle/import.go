@@ -438,7 +438,7 @@ func (imp *importer) transfer(ctx context.Context, p *importPlan, sum *ImportSum
 
 // hash reads descs from the bundle directory through their verifiers and
 // fails, naming every bad blob and the images it breaks, if any is wrong.
-func (imp *importer) hash(ctx context.Context, descs []ocispec.Descriptor) error {
+func (imp *importer) hash(ctx context.Context, descs []*ocispec.Descriptor) error {
 	err := imp.report.Hash(ctx, imp.dir, descs, verify.Options{Jobs: imp.jobs, Progress: imp.prog})
 	if err != nil {
 		return err
@@ -643,7 +643,7 @@ type importer struct {
 	// tar is the bundle tarball being streamed; nil for a directory.
 	tar *layout.TarReader
 	// present lists the configs and layers dir holds, for VerifyFirst.
-	present []ocispec.Descriptor
+	present []*ocispec.Descriptor
 	// verified says every blob in dir was hashed before the first push.
 	verified bool
 	graph    *layout.Graph

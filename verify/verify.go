@@ -328,7 +328,7 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 // layout, index.json, every manifest (read and verified), that every blob
 // a manifest references is present or omitted by ferry.json, and that
 // ferry.json agrees. It returns the configs and layers present, for Hash.
-func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, error) {
+func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor, error) {
 	idx, err := src.Index()
 	if err != nil {
 		return nil, nil, Invalid(err)
@@ -354,7 +354,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 	if err := rep.walk(ctx, src, idx); err != nil {
 		return nil, nil, err
 	}
-	var present []ocispec.Descriptor
+	var present []*ocispec.Descriptor // into the graphs: no copy of each
 	for _, d := range sortedDescs(rep.descs) {
 		if rep.Graph.Has(d.Digest) {
 			rep.Blobs++ // read and verified by the walk
@@ -375,7 +375,7 @@ func Structure(ctx context.Context, src Source) (*Report, []ocispec.Descriptor, 
 			// says it holds, no more (an import would push it).
 			rep.blobProblem(d.Digest, errors.New("ferry.json marks this blob as omitted, yet it is in the bundle"))
 		case ok:
-			present = append(present, *d)
+			present = append(present, d)
 		case rep.foreign(*d):
 			rep.Foreign++
 		case rep.omitted(d.Digest):
@@ -483,7 +483,7 @@ func (rep *Report) usersOf(d digest.Digest) []string {
 
 // Hash reads every blob of descs through its verifier, in parallel, and
 // adds a Problem for each that fails.
-func (rep *Report) Hash(ctx context.Context, src Source, descs []ocispec.Descriptor, opts Options) error {
+func (rep *Report) Hash(ctx context.Context, src Source, descs []*ocispec.Descriptor, opts Options) error {
 	prog := opts.progress()
 	var total int64
 	for _, d := range descs {
@@ -496,7 +496,7 @@ func (rep *Report) Hash(ctx context.Context, src Source, descs []ocispec.Descrip
 	eg.SetLimit(layout.JobsOrDefault(opts.Jobs))
 	for _, d := range descs {
 		eg.Go(func() error {
-			err := hashOne(ectx, src, d, prog)
+			err := hashOne(ectx, src, *d, prog)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
