@@ -102,9 +102,11 @@ type Target struct {
 	// whose images are named by a bare tag.
 	SourceRepo string
 	// Dest is where it goes; Dest.Tag is empty for an untagged image.
-	Dest  Reference
-	Root  ocispec.Descriptor
-	Graph []ocispec.Descriptor
+	Dest Reference
+	Root ocispec.Descriptor
+	// Graph is the report's (layout.Graph.Walk: shared, never to be
+	// changed).
+	Graph []*ocispec.Descriptor
 }
 
 // RepoBlob is a blob a destination repository needs.
@@ -613,8 +615,8 @@ func groupByRepository(targets []Target, referrers []TargetReferrer) []repoGraph
 			out = append(out, repoGraph{name: name})
 			seen[name] = map[digest.Digest]bool{}
 		}
-		for j := range t.Graph {
-			if d := &t.Graph[j]; !seen[name][d.Digest] {
+		for _, d := range t.Graph {
+			if !seen[name][d.Digest] {
 				seen[name][d.Digest] = true
 				out[i].descs = append(out[i].descs, d)
 			}
@@ -625,8 +627,8 @@ func groupByRepository(targets []Target, referrers []TargetReferrer) []repoGraph
 		if !ok {
 			continue // its subject's image is not in this bundle: nothing to refer to
 		}
-		for j := range r.Graph {
-			if d := &r.Graph[j]; !seen[r.Dest.Repository][d.Digest] {
+		for _, d := range r.Graph {
+			if !seen[r.Dest.Repository][d.Digest] {
 				seen[r.Dest.Repository][d.Digest] = true
 				out[i].descs = append(out[i].descs, d)
 			}

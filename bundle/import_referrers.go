@@ -30,8 +30,9 @@ type TargetReferrer struct {
 	// Tag is cosign's tag for it, set at the destination too; empty for an
 	// OCI 1.1 referrer.
 	Tag string
-	// Graph lists every descriptor reachable from Desc, children first.
-	Graph []ocispec.Descriptor
+	// Graph lists every descriptor reachable from Desc, children first
+	// (the report's: shared, never to be changed).
+	Graph []*ocispec.Descriptor
 	// Image names an image of the bundle it belongs to, for messages.
 	Image string
 	// Present says the destination listed it already, before the import.
@@ -57,7 +58,7 @@ func mapReferrers(rep *verify.Report, dest Destination, targets []Target) []Targ
 	if rep.Manifest == nil || len(rep.Manifest.Referrers) == 0 {
 		return nil
 	}
-	graphs := map[digest.Digest][]ocispec.Descriptor{}
+	graphs := map[digest.Digest][]*ocispec.Descriptor{}
 	for _, img := range rep.Images {
 		if img.Subject != "" {
 			graphs[img.Root.Digest] = img.Graph

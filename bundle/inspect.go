@@ -135,7 +135,7 @@ func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifes
 		for _, d := range descs {
 			img.Blobs++
 			img.Bytes += d.Size
-			all[d.Digest] = d
+			all[d.Digest] = *d
 		}
 		if referrer {
 			continue // listed under the image it refers to
@@ -167,7 +167,7 @@ func (ins *Inspection) describe(ctx context.Context, idx *ocispec.Index, manifes
 
 // platforms lists the platforms of an image: those its indexes name, or,
 // for a single manifest, the one its config names (when the bundle has it).
-func platforms(ctx context.Context, configs layout.Fetcher, graph *layout.Graph, root ocispec.Descriptor, descs []ocispec.Descriptor) []string {
+func platforms(ctx context.Context, configs layout.Fetcher, graph *layout.Graph, root ocispec.Descriptor, descs []*ocispec.Descriptor) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, d := range descs {

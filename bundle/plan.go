@@ -36,8 +36,8 @@ type PlannedImage struct {
 	Source Reference
 	Root   ocispec.Descriptor
 	// Graph lists every descriptor reachable from Root, children first,
-	// Root last.
-	Graph []ocispec.Descriptor
+	// Root last (layout.Graph.Walk: shared, never to be changed).
+	Graph []*ocispec.Descriptor
 	// Selection, when a platform selection narrowed the image, says how:
 	// Root is then the new index (or the one manifest) that travels.
 	Selection *Selection
@@ -110,7 +110,7 @@ func indexReferrers(all []spec.Referrer) map[digest.Digest][]int {
 // of the manifests of graph and, level by level, what refers to them;
 // within a level, in all's order. It looks only at what refers to what it
 // has found, so a bundle of thousands of images and referrers stays linear.
-func referrersOf(graph []ocispec.Descriptor, all []spec.Referrer, bySubject map[digest.Digest][]int) []spec.Referrer {
+func referrersOf(graph []*ocispec.Descriptor, all []spec.Referrer, bySubject map[digest.Digest][]int) []spec.Referrer {
 	var out []spec.Referrer
 	taken := map[digest.Digest]bool{}
 	level := make([]digest.Digest, 0, len(graph))
@@ -176,10 +176,10 @@ func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest 
 func collectBlobs(images []PlannedImage, referrers []PlannedReferrer) []PlannedBlob {
 	byDigest := map[digest.Digest]*PlannedBlob{}
 	repos := map[digest.Digest]map[string]bool{}
-	add := func(src Reference, graph []ocispec.Descriptor) {
+	add := func(src Reference, graph []*ocispec.Descriptor) {
 		for _, d := range graph {
 			if _, ok := byDigest[d.Digest]; !ok {
-				byDigest[d.Digest] = &PlannedBlob{Desc: d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(d)}
+				byDigest[d.Digest] = &PlannedBlob{Desc: *d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(*d)}
 				repos[d.Digest] = map[string]bool{}
 			}
 			if !repos[d.Digest][src.Repository] {

@@ -32,8 +32,8 @@ type PlannedReferrer struct {
 	// for an OCI 1.1 referrer.
 	Tag string
 	// Graph lists every descriptor reachable from Desc, children first,
-	// Desc last.
-	Graph []ocispec.Descriptor
+	// Desc last (layout.Graph.Walk: shared, never to be changed).
+	Graph []*ocispec.Descriptor
 }
 
 // Kind says what a referrer is, for people: a cosign signature, an
@@ -96,7 +96,7 @@ func discoverReferrers(ctx context.Context, c *registry.Client, g *layout.Graph,
 		src := Reference{Registry: img.Source.Registry, Repository: img.Source.Repository}
 		for _, d := range img.Graph {
 			if layout.IsManifest(d.MediaType) && f.mark(src, d.Digest) {
-				level = append(level, subjectIn{src, d})
+				level = append(level, subjectIn{src, *d})
 			}
 		}
 	}

@@ -508,7 +508,7 @@ func TestReferrersByImage(t *testing.T) {
 	for i := range n {
 		root := desc(fmt.Sprint("image ", i))
 		src := bundle.Reference{Registry: "r.example", Repository: "team/app", Tag: fmt.Sprint(i)}
-		plan.Images = append(plan.Images, bundle.PlannedImage{Source: src, Root: root, Graph: []ocispec.Descriptor{root}})
+		plan.Images = append(plan.Images, bundle.PlannedImage{Source: src, Root: root, Graph: []*ocispec.Descriptor{&root}})
 		sbom, sig := desc(fmt.Sprint("sbom ", i)), desc(fmt.Sprint("sig of sbom ", i))
 		// The signature is listed first: it is found once its subject is.
 		plan.Referrers = append(plan.Referrers,

@@ -202,7 +202,7 @@ func (inv *inventory) repository(ctx context.Context, src, dest string) error {
 		inv.mu.Unlock()
 		for _, d := range descs {
 			if layout.IsManifest(d.MediaType) {
-				subjects = append(subjects, d)
+				subjects = append(subjects, *d)
 			}
 		}
 	}
@@ -247,7 +247,7 @@ func (inv *inventory) addReferrer(r spec.Referrer) {
 }
 
 // record notes that src holds every blob of descs.
-func (inv *inventory) record(src string, descs []ocispec.Descriptor) {
+func (inv *inventory) record(src string, descs []*ocispec.Descriptor) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	for _, d := range descs {

@@ -3,6 +3,7 @@ package layout
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -122,6 +123,11 @@ func (g *Graph) store(desc ocispec.Descriptor, data []byte, keep bool) ([]ocispe
 	if !keep {
 		data = nil
 	}
+	// Walks return pointers to these: each child keeps what identifies
+	// the blob (and its URLs, if foreign), not its annotations or platform.
+	for i, c := range children {
+		children[i] = ocispec.Descriptor{MediaType: c.MediaType, Digest: c.Digest, Size: c.Size, URLs: c.URLs}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.canonical != nil {
@@ -150,12 +156,14 @@ func (g *Graph) Children(d digest.Digest) []ocispec.Descriptor {
 // reachable from it, each once, children before parents and root last: the
 // order in which they must be pushed. Only manifests and indexes are fetched
 // (verified against their descriptors); configs and layers are listed, not
-// read.
-func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-	var out []ocispec.Descriptor
+// read. Each descriptor has its media type, digest, size and URLs only;
+// those below root point into the graph, shared by every walk that reaches
+// them (thousands of images hold pointers, not copies): never change one.
+func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([]*ocispec.Descriptor, error) {
+	var out []*ocispec.Descriptor
 	seen := map[digest.Digest]bool{}
-	var visit func(desc ocispec.Descriptor, depth int, path []digest.Digest) error
-	visit = func(desc ocispec.Descriptor, depth int, path []digest.Digest) error {
+	var visit func(desc *ocispec.Descriptor, depth int, path []digest.Digest) error
+	visit = func(desc *ocispec.Descriptor, depth int, path []digest.Digest) error {
 		if seen[desc.Digest] {
 			return nil
 		}
@@ -168,18 +176,18 @@ func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([
 			return fmt.Errorf("manifest %s: %w: indexes nested more than %d deep", desc.Digest, ErrInvalidManifest, MaxDepth)
 		}
 		if IsManifest(desc.MediaType) {
-			children, err := g.children(ctx, f, desc)
+			children, err := g.children(ctx, f, *desc)
 			if err != nil {
 				return err
 			}
-			for _, c := range children {
-				if err := visit(c, depth+1, append(path, desc.Digest)); err != nil {
+			for i := range children {
+				if err := visit(&children[i], depth+1, append(path, desc.Digest)); err != nil {
 					return err
 				}
 			}
 		}
 		seen[desc.Digest] = true
-		out = append(out, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, URLs: desc.URLs})
+		out = append(out, desc)
 		return nil
 	}
 	if err := ValidateDescriptor(root); err != nil {
@@ -188,10 +196,11 @@ func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([
 	if !IsManifest(root.MediaType) {
 		return nil, fmt.Errorf("%s: %w: media type %q is not a manifest or index", root.Digest, ErrUnsupported, root.MediaType)
 	}
-	if err := visit(root, 0, nil); err != nil {
+	self := &ocispec.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.Size, URLs: root.URLs}
+	if err := visit(self, 0, nil); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return slices.Clip(out), nil
 }
 
 func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {

@@ -526,9 +526,39 @@ func TestGraphSharesDigests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range append(graph, g.Children(root.Digest)...) {
+	for _, c := range g.Children(root.Digest) {
+		graph = append(graph, &c)
+	}
+	for _, d := range graph {
 		if d.Digest == canonical && unsafe.StringData(string(d.Digest)) != unsafe.StringData(string(canonical)) {
 			t.Errorf("%s: a copy decoded from the manifest is kept", d.Digest)
 		}
+	}
+}
+
+// Walks share the graph's descriptors: thousands of images that reach the
+// same manifest hold pointers to its children, not copies, and the
+// children keep only what identifies the blob.
+func TestWalksShareDescriptors(t *testing.T) {
+	t.Parallel()
+	store, root, _ := leafManifest()
+	g := NewGraph()
+	first, err := g.Walk(context.Background(), store, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.Annotations = map[string]string{"a": "b"}
+	second, err := g.Walk(context.Background(), store, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 2 || len(second) != 2 {
+		t.Fatalf("graphs of %d and %d, want config and manifest", len(first), len(second))
+	}
+	if first[0] != second[0] {
+		t.Error("two walks hold two copies of the config's descriptor")
+	}
+	if last := second[1]; last.Digest != root.Digest || last.Annotations != nil {
+		t.Errorf("root entry %+v: want the root without its annotations", last)
 	}
 }

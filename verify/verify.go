@@ -136,7 +136,7 @@ type Image struct {
 	// Subject say what they said.
 	Root ocispec.Descriptor
 	// Graph lists every descriptor reachable from Root, children first.
-	Graph []ocispec.Descriptor
+	Graph []*ocispec.Descriptor
 }
 
 // Report is the outcome of a verification.
@@ -433,8 +433,7 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		}
 		img.Graph = graph
 		rep.Images = append(rep.Images, img)
-		for i := range graph {
-			d := &graph[i] // descs points into the graph: no second copy
+		for _, d := range graph { // descs points into the graph: no second copy
 			if prev, ok := rep.descs[d.Digest]; ok && prev.Size != d.Size {
 				twoSizes = append(twoSizes, sizes{d.Digest, prev.Size, d.Size})
 			}
