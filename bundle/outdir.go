@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,7 +55,7 @@ func checkOutputDir(out string, plan *Plan, id digest.Digest) error {
 		return refuse(fmt.Sprintf("holds files no bundle has (%s)", strings.Join(firstFew(others), ", ")))
 	}
 	if data, err := os.ReadFile(filepath.Join(out, layout.FileBundle)); err == nil {
-		old, err := spec.Parse(bytes.NewReader(data), filepath.Join(out, layout.FileBundle))
+		old, err := spec.ParseBytes(data, filepath.Join(out, layout.FileBundle))
 		if err != nil || planID(old) != id {
 			return refuse("holds a bundle of other images (its ferry.json lists other images, referrers or blobs)")
 		}

@@ -1,7 +1,6 @@
 package delta
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"sort"
@@ -37,11 +36,11 @@ func New() *Baseline {
 func Load(paths ...string) (*Baseline, error) {
 	b := New()
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readBaseline(p)
 		if err != nil {
-			return nil, fmt.Errorf("reading baseline: %w", err)
+			return nil, err
 		}
-		m, err := spec.Parse(bytes.NewReader(data), p)
+		m, err := spec.ParseBytes(data, p)
 		if err != nil {
 			return nil, fmt.Errorf("baseline %w", err)
 		}
@@ -101,4 +100,22 @@ func Save(path string, m *spec.Manifest) error {
 		return err
 	}
 	return layout.WriteFileBytes(path, 0o644, data)
+}
+
+// readBaseline reads a baseline file, refusing one over spec.MaxSize by its
+// size before reading it.
+func readBaseline(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading baseline: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading baseline: %w", err)
+	}
+	if fi.Size() > spec.MaxSize {
+		return nil, fmt.Errorf("baseline %s: %w: %d bytes, more than %d", path, spec.ErrTooLarge, fi.Size(), spec.MaxSize)
+	}
+	return spec.ReadCappedHint(f, spec.MaxSize, fi.Size(), path)
 }

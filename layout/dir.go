@@ -2,7 +2,6 @@ package layout
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -336,7 +335,7 @@ func (d *Dir) BundleManifest() (*spec.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return spec.Parse(bytes.NewReader(data), filepath.Join(d.root, FileBundle))
+	return spec.ParseBytes(data, filepath.Join(d.root, FileBundle))
 }
 
 // BundleFile reads ferry.json's bytes, as they were signed, capped at
@@ -362,11 +361,16 @@ func readFileCapped(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	// Refused by its size, before a byte of it is read.
-	if fi, err := f.Stat(); err == nil && fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, fi.Size(), limit)
+	// Refused by its size, before a byte of it is read; read into one
+	// slice of its size on disk (a ferry.json of tens of MiB is not held
+	// twice while it is read).
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		if size = fi.Size(); size > limit {
+			return nil, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, size, limit)
+		}
 	}
-	return spec.ReadCapped(f, limit, path)
+	return spec.ReadCappedHint(f, limit, size, path)
 }
 
 // ErrNotRegular: a bundle file that is a FIFO, a device, a directory or a

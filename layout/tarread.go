@@ -381,7 +381,7 @@ func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
 			return true, t.wrap("", fmt.Errorf("%s: %w: %d bytes, more than %d", hdr.Name, ErrTooLarge, hdr.Size, spec.MaxSize))
 		}
 		if h.ManifestFile, err = spec.ReadCapped(t.tr, spec.MaxSize, hdr.Name); err == nil {
-			h.Manifest, err = spec.Parse(bytes.NewReader(h.ManifestFile), hdr.Name)
+			h.Manifest, err = spec.ParseBytes(h.ManifestFile, hdr.Name)
 			t.partial = h.Manifest
 		}
 	case FileSignature:

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -338,7 +337,7 @@ func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor,
 	data, err := src.BundleFile()
 	if err == nil {
 		rep.manifestSum, rep.reread = digest.FromBytes(data), src.BundleFile
-		rep.Manifest, err = spec.Parse(bytes.NewReader(data), filepath.Join(src.Name(), layout.FileBundle))
+		rep.Manifest, err = spec.ParseBytes(data, filepath.Join(src.Name(), layout.FileBundle))
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -301,6 +301,15 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseBytes(data, name)
+}
+
+// ParseBytes is Parse of a document already read (and kept, as a signature
+// check needs it): it is not copied again.
+func ParseBytes(data []byte, name string) (*Manifest, error) {
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, MaxSize)
+	}
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", name, ErrInvalid, fmt.Sprintf(format, args...))
 	}
@@ -479,18 +488,50 @@ func missingBlobKey(data []byte, i int) error {
 // ReadCapped reads all of r, refusing more than limit bytes with an error
 // wrapping ErrTooLarge. Every JSON document ferry reads goes through it.
 // What it returns is exactly as long as the document: a caller that keeps
-// thousands of them (manifests, a head) keeps no growth slack.
+// thousands of them (manifests, a head) keeps no growth slack. It reads in
+// chunks and joins them once, so a document of tens of MiB costs twice its
+// size while it is read, not the four times a doubling buffer and a copy
+// cost; nothing is allocated from a size r claims.
 func ReadCapped(r io.Reader, limit int64, name string) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+	return ReadCappedHint(r, limit, 0, name)
+}
+
+// ReadCappedHint is ReadCapped of a document thought to be about hint
+// bytes (a file's size on disk, up to limit): read into one slice of that
+// size, it costs its size once.
+func ReadCappedHint(r io.Reader, limit, hint int64, name string) ([]byte, error) {
+	const chunk = 1 << 20
+	var chunks [][]byte
+	var n int64
+	size := int64(512)
+	if hint > 0 {
+		size = hint + 1 // one more byte, to see the end
+	}
+	for {
+		if n > limit {
+			return nil, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, limit)
+		}
+		buf := make([]byte, min(size, limit+1-n))
+		m, err := io.ReadFull(r, buf)
+		n += int64(m)
+		chunks = append(chunks, buf[:m])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		size = min(size*2, chunk)
 	}
 	if n > limit {
 		return nil, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, limit)
 	}
-	if data := buf.Bytes(); cap(data) > len(data)+len(data)/8 {
-		return bytes.Clone(data), nil
+	if len(chunks) == 1 && cap(chunks[0]) <= len(chunks[0])+len(chunks[0])/8+1 {
+		return chunks[0], nil
 	}
-	return buf.Bytes(), nil
+	out := make([]byte, 0, n)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
 }

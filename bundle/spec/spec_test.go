@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unsafe"
 
@@ -160,5 +161,39 @@ func TestParseSharesRepeatedStrings(t *testing.T) {
 	}
 	if cap(got.Blobs) != len(got.Blobs) || cap(got.Images) != len(got.Images) {
 		t.Errorf("lists kept with slack: blobs %d/%d, images %d/%d", len(got.Blobs), cap(got.Blobs), len(got.Images), cap(got.Images))
+	}
+}
+
+// ReadCapped returns exactly the document, however it arrives (in one
+// read, a byte at a time, across its chunks, with a right or wrong size
+// hint), and refuses one byte over the limit.
+func TestReadCapped(t *testing.T) {
+	t.Parallel()
+	doc := bytes.Repeat([]byte("0123456789abcdef"), (3<<20)/16+7) // past several chunks
+	for name, read := range map[string]func(limit int64) ([]byte, error){
+		"no hint": func(l int64) ([]byte, error) { return ReadCapped(bytes.NewReader(doc), l, "doc") },
+		"byte-wise": func(l int64) ([]byte, error) {
+			return ReadCapped(iotest.OneByteReader(bytes.NewReader(doc[:5000])), l, "doc")
+		},
+		"exact hint": func(l int64) ([]byte, error) { return ReadCappedHint(bytes.NewReader(doc), l, int64(len(doc)), "doc") },
+		"short hint": func(l int64) ([]byte, error) { return ReadCappedHint(bytes.NewReader(doc), l, 100, "doc") },
+	} {
+		want := doc
+		if name == "byte-wise" {
+			want = doc[:5000]
+		}
+		got, err := read(int64(len(want)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want the %d bytes", name, len(got), err, len(want))
+		}
+		if cap(got) > len(got)+len(got)/8+1 {
+			t.Errorf("%s: %d bytes kept in %d", name, len(got), cap(got))
+		}
+		if _, err := read(int64(len(want)) - 1); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: one byte over the limit: %v", name, err)
+		}
+	}
+	if _, err := ParseBytes(make([]byte, MaxSize+1), "ferry.json"); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ParseBytes over MaxSize: %v", err)
 	}
 }
