@@ -89,8 +89,9 @@ func checkOutputDir(out string, plan *Plan, id digest.Digest) error {
 func planID(m *spec.Manifest) digest.Digest {
 	c := *m
 	c.Created, c.Creator = time.Time{}, ""
-	data, _ := c.Marshal()
-	return digest.FromBytes(data)
+	d := digest.Canonical.Digester()
+	c.Encode(d.Hash()) // hashed as it is encoded: never held whole
+	return d.Digest()
 }
 
 func firstFew(names []string) []string {

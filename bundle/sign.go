@@ -6,9 +6,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/nacl/secretbox"
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
@@ -134,14 +136,27 @@ func decryptCosignKey(data, password []byte) ([]byte, error) {
 // base64 of the ECDSA signature (ASN.1) over data's SHA-256, or of the
 // Ed25519 signature over data.
 func signBytes(key crypto.Signer, data []byte) ([]byte, error) {
-	var sig []byte
-	var err error
 	if _, ok := key.(ed25519.PrivateKey); ok {
-		sig, err = key.Sign(rand.Reader, data, crypto.Hash(0))
-	} else {
-		sum := sha256.Sum256(data)
-		sig, err = key.Sign(rand.Reader, sum[:], crypto.SHA256)
+		sig, err := key.Sign(rand.Reader, data, crypto.Hash(0))
+		if err != nil {
+			return nil, fmt.Errorf("signing ferry.json: %w", err)
+		}
+		return []byte(base64.StdEncoding.EncodeToString(sig)), nil
 	}
+	return signDigest(key, digest.FromBytes(data))
+}
+
+// signDigest is signBytes for an ECDSA key, given the SHA-256 digest of
+// the data rather than the data.
+func signDigest(key crypto.Signer, sum digest.Digest) ([]byte, error) {
+	if sum.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("signing ferry.json: %w: a %s digest; the signature is over SHA-256", verify.ErrInvalidKey, sum.Algorithm())
+	}
+	raw, err := hex.DecodeString(sum.Encoded())
+	if err != nil {
+		return nil, fmt.Errorf("signing ferry.json: %w", err)
+	}
+	sig, err := key.Sign(rand.Reader, raw, crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("signing ferry.json: %w", err)
 	}

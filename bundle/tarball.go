@@ -11,6 +11,7 @@ import (
 	"github.com/klauspost/pgzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -101,24 +102,23 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 // signature before it reads any blob.
 func writeTarHead(tw *layout.TarWriter, plan *Plan, meta metadata) error {
 	layoutFile, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-	index, err := layout.IndexOf(plan.indexLen(), plan.indexEntry)
+	if err := tw.WriteFile(layout.FileOCILayout, layoutFile); err != nil {
+		return err
+	}
+	// index.json and ferry.json are encoded as they are written.
+	encodeIndex := func(w io.Writer) error { return layout.EncodeIndexOf(w, plan.indexLen(), plan.indexEntry) }
+	indexSize, err := spec.Count(encodeIndex)
 	if err != nil {
 		return err
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{{layout.FileOCILayout, layoutFile}, {layout.FileIndex, index}, {layout.FileBundle, meta.manifest}}
-	if meta.signature != nil {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{layout.FileSignature, meta.signature})
+	if err := tw.WriteFileFunc(layout.FileIndex, indexSize, encodeIndex); err != nil {
+		return err
 	}
-	for _, file := range files {
-		if err := tw.WriteFile(file.name, file.data); err != nil {
-			return err
-		}
+	if err := tw.WriteFileFunc(layout.FileBundle, meta.size, meta.write); err != nil {
+		return err
+	}
+	if meta.signature != nil {
+		return tw.WriteFile(layout.FileSignature, meta.signature)
 	}
 	return nil
 }

@@ -315,11 +315,16 @@ func (d *Dir) WriteIndex(idx *ocispec.Index) error {
 // WriteIndexOf writes atomically an index.json of n manifests, each made by
 // manifest(i) as it is written (IndexOf).
 func (d *Dir) WriteIndexOf(n int, manifest func(i int) ocispec.Descriptor) error {
-	return d.writeIndex(func(w io.Writer) error { return encodeIndex(w, &ocispec.Index{}, n, manifest) })
+	return d.writeIndex(func(w io.Writer) error { return EncodeIndexOf(w, n, manifest) })
 }
 
 func (d *Dir) writeIndex(encode func(io.Writer) error) error {
-	return WriteFileAtomic(filepath.Join(d.root, FileIndex), 0o644, func(w io.Writer) error {
+	return d.writeBuffered(FileIndex, encode)
+}
+
+// writeBuffered writes the file name atomically, through a buffer.
+func (d *Dir) writeBuffered(name string, encode func(io.Writer) error) error {
+	return WriteFileAtomic(filepath.Join(d.root, name), 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
 		if err := encode(bw); err != nil {
 			return err
@@ -427,6 +432,12 @@ func (d *Dir) WriteBundleFile(data []byte) error {
 	return WriteFileBytes(filepath.Join(d.root, FileBundle), 0o644, data)
 }
 
+// WriteBundleFileFunc writes atomically the ferry.json that write
+// produces, encoded as it is written.
+func (d *Dir) WriteBundleFileFunc(write func(io.Writer) error) error {
+	return d.writeBuffered(FileBundle, write)
+}
+
 // ParseIndex reads an index.json of at most MaxIndexSize bytes and checks
 // every descriptor in it.
 func ParseIndex(r io.Reader, name string) (*ocispec.Index, error) {
@@ -463,7 +474,12 @@ func MarshalIndex(idx *ocispec.Index) ([]byte, error) {
 // manifest(i) as it is written: the descriptors of tens of thousands of
 // images, and their annotations, are never all in memory at once.
 func IndexOf(n int, manifest func(i int) ocispec.Descriptor) ([]byte, error) {
-	return spec.Exactly(func(w io.Writer) error { return encodeIndex(w, &ocispec.Index{}, n, manifest) })
+	return spec.Exactly(func(w io.Writer) error { return EncodeIndexOf(w, n, manifest) })
+}
+
+// EncodeIndexOf writes IndexOf's bytes to w.
+func EncodeIndexOf(w io.Writer, n int, manifest func(i int) ocispec.Descriptor) error {
+	return encodeIndex(w, &ocispec.Index{}, n, manifest)
 }
 
 // EncodeIndex writes MarshalIndex's bytes to w a descriptor at a time.

@@ -425,3 +425,26 @@ func TestGraphSharesTheHeadsManifests(t *testing.T) {
 		t.Fatal("the walk read no manifest of the head")
 	}
 }
+
+// WriteFileFunc writes what its func encodes under a header of the size
+// given, and refuses an encoding of any other size.
+func TestWriteFileFuncHoldsToItsSize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		wrote string
+		ok    bool
+	}{{"12345", true}, {"1234", false}, {"123456", false}} {
+		var out bytes.Buffer
+		tw := NewTarWriter(&out, time.Unix(0, 0))
+		err := tw.WriteFileFunc(FileBundle, 5, func(w io.Writer) error {
+			_, err := io.WriteString(w, tc.wrote)
+			return err
+		})
+		if err == nil {
+			err = tw.Close()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("%q under a 5-byte header: %v", tc.wrote, err)
+		}
+	}
+}

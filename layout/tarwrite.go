@@ -8,6 +8,8 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-oci/ferry/bundle/spec"
 )
 
 // TarWriter writes a bundle as one tar stream, in DESIGN.md's order:
@@ -49,6 +51,20 @@ func (t *TarWriter) WriteFile(name string, data []byte) error {
 		return err
 	}
 	_, err := t.tw.Write(data)
+	return err
+}
+
+// WriteFileFunc writes a metadata file of size bytes that write produces
+// (ferry.json and index.json, encoded as they are written rather than held
+// whole); write producing any other number of bytes is an error.
+func (t *TarWriter) WriteFileFunc(name string, size int64, write func(io.Writer) error) error {
+	if err := t.header(name, size); err != nil {
+		return err
+	}
+	n, err := spec.Count(func(w io.Writer) error { return write(io.MultiWriter(t.tw, w)) })
+	if err == nil && n != size {
+		err = fmt.Errorf("writing %s: %d bytes, not the %d its header says", name, n, size)
+	}
 	return err
 }
 

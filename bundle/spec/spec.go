@@ -158,7 +158,15 @@ func (m *Manifest) Blob(d digest.Digest) (Blob, bool) {
 }
 
 // Marshal returns the canonical, indented JSON form.
-func (m *Manifest) Marshal() ([]byte, error) {
+func (m *Manifest) Marshal() ([]byte, error) { return Exactly(m.Encode) }
+
+// Encode writes Marshal's bytes to w a field and a list element at a time,
+// the same bytes each time for the same manifest: an exporter encodes
+// ferry.json once to size and sign it and once more to write it, and never
+// holds it whole. The bytes are those of json.MarshalIndent(m, "", "  "):
+// MarshalIndent holds the document three or four times over while it
+// works (14 MiB for the 3.5 MiB ferry.json of 3,000 images).
+func (m *Manifest) Encode(w io.Writer) error {
 	m.Sort()
 	if m.Images == nil {
 		m.Images = []Image{}
@@ -177,29 +185,30 @@ func (m *Manifest) Marshal() ([]byte, error) {
 			m.Blobs[i].Repositories = []string{}
 		}
 	}
-	// The bytes are those of json.MarshalIndent(m, "", "  "), written a
-	// field and a list element at a time: MarshalIndent holds the document
-	// three or four times over while it works (14 MiB for the 3.5 MiB
-	// ferry.json of 3,000 images, at the moment export's heap is largest).
-	return Exactly(func(w io.Writer) error {
-		o := NewIndented(w)
-		o.Field("mediaType", m.MediaType)
-		o.Field("created", m.Created)
-		o.Field("creator", m.Creator)
-		o.List("images", len(m.Images), func(i int) any { return m.Images[i] })
-		o.List("referrers", len(m.Referrers), func(i int) any { return m.Referrers[i] })
-		o.List("blobs", len(m.Blobs), func(i int) any { return m.Blobs[i] })
-		o.List("baselines", len(m.Baselines), func(i int) any { return m.Baselines[i] })
-		return o.Close()
-	})
+	o := NewIndented(w)
+	o.Field("mediaType", m.MediaType)
+	o.Field("created", m.Created)
+	o.Field("creator", m.Creator)
+	o.List("images", len(m.Images), func(i int) any { return m.Images[i] })
+	o.List("referrers", len(m.Referrers), func(i int) any { return m.Referrers[i] })
+	o.List("blobs", len(m.Blobs), func(i int) any { return m.Blobs[i] })
+	o.List("baselines", len(m.Baselines), func(i int) any { return m.Baselines[i] })
+	return o.Close()
+}
+
+// Count is the number of bytes write writes, none of them kept.
+func Count(write func(io.Writer) error) (int64, error) {
+	var n countingWriter
+	err := write(&n)
+	return int64(n), err
 }
 
 // Exactly returns what write writes, in a slice of exactly that size:
 // write runs twice, counting and then filling, so that a document of tens
 // of MiB is not held with a growing buffer's slack beside it.
 func Exactly(write func(io.Writer) error) ([]byte, error) {
-	var n countingWriter
-	if err := write(&n); err != nil {
+	n, err := Count(write)
+	if err != nil {
 		return nil, err
 	}
 	b := bytes.NewBuffer(make([]byte, 0, int(n)))
