@@ -172,19 +172,30 @@ func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest 
 }
 
 // collectBlobs merges the graphs of the images and referrers into one blob
-// list, each digest once, with every source repository that uses it.
+// list, each digest once, with every source repository that uses it. One
+// set of (digest, repository) pairs, not a set per blob: tens of thousands
+// of blobs are not each given a map while the plan is made.
 func collectBlobs(images []PlannedImage, referrers []PlannedReferrer) []PlannedBlob {
-	byDigest := map[digest.Digest]*PlannedBlob{}
-	repos := map[digest.Digest]map[string]bool{}
+	type inRepository struct {
+		d    digest.Digest
+		repo string
+	}
+	index := map[digest.Digest]int{}
+	seen := map[inRepository]bool{}
+	var out []PlannedBlob
 	add := func(src Reference, graph []*ocispec.Descriptor) {
 		for _, d := range graph {
-			if _, ok := byDigest[d.Digest]; !ok {
-				byDigest[d.Digest] = &PlannedBlob{Desc: *d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(*d)}
-				repos[d.Digest] = map[string]bool{}
+			i, ok := index[d.Digest]
+			if !ok {
+				i = len(out)
+				index[d.Digest] = i
+				out = append(out, PlannedBlob{Desc: *d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(*d)})
 			}
-			if !repos[d.Digest][src.Repository] {
-				repos[d.Digest][src.Repository] = true
-				byDigest[d.Digest].sources = append(byDigest[d.Digest].sources, Reference{Registry: src.Registry, Repository: src.Repository})
+			if k := (inRepository{d.Digest, src.Repository}); !seen[k] {
+				seen[k] = true
+				b := &out[i]
+				b.sources = append(b.sources, Reference{Registry: src.Registry, Repository: src.Repository})
+				b.Repositories = append(b.Repositories, src.Repository)
 			}
 		}
 	}
@@ -194,16 +205,11 @@ func collectBlobs(images []PlannedImage, referrers []PlannedReferrer) []PlannedB
 	for _, r := range referrers {
 		add(r.Source, r.Graph)
 	}
-	out := make([]PlannedBlob, 0, len(byDigest))
-	for d, b := range byDigest {
-		for r := range repos[d] {
-			b.Repositories = append(b.Repositories, r)
-		}
-		sort.Strings(b.Repositories)
-		out = append(out, *b)
+	for i := range out {
+		sort.Strings(out[i].Repositories)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Desc.Digest < out[j].Desc.Digest })
-	return out
+	return slices.Clone(out) // exactly as long: the plan keeps it to the end
 }
 
 // walkImages walks the graph of each root in parallel (at most jobs at

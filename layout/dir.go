@@ -304,7 +304,11 @@ func (d *Dir) Index() (*ocispec.Index, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidLayout, err)
 	}
 	defer f.Close()
-	return ParseIndex(f, filepath.Join(d.root, FileIndex))
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Size() <= MaxIndexSize {
+		size = fi.Size() // read into one slice of its size on disk
+	}
+	return parseIndex(f, size, filepath.Join(d.root, FileIndex))
 }
 
 // WriteIndex writes index.json atomically.
@@ -441,7 +445,13 @@ func (d *Dir) WriteBundleFileFunc(write func(io.Writer) error) error {
 // ParseIndex reads an index.json of at most MaxIndexSize bytes and checks
 // every descriptor in it.
 func ParseIndex(r io.Reader, name string) (*ocispec.Index, error) {
-	data, err := spec.ReadCapped(r, MaxIndexSize, name)
+	return parseIndex(r, 0, name)
+}
+
+// parseIndex is ParseIndex of an index.json thought to be about hint bytes
+// (spec.ReadCappedHint).
+func parseIndex(r io.Reader, hint int64, name string) (*ocispec.Index, error) {
+	data, err := spec.ReadCappedHint(r, MaxIndexSize, hint, name)
 	if err != nil {
 		return nil, err
 	}

@@ -371,16 +371,23 @@ func (t *TarReader) ReadHead() (*Head, error) {
 // whether it was. Each parser's error names the entry.
 func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
 	var err error
+	// In an uncompressed file the rest of the medium holds what the header
+	// declares (next checked that): the entry is read into one slice of
+	// that size. Compressed or on standard input, it is read in chunks.
+	var hint int64
+	if t.limit >= 0 && !t.gzipped {
+		hint = hdr.Size
+	}
 	switch hdr.Name {
 	case FileOCILayout:
 		err = ParseLayoutFile(t.tr, hdr.Name)
 	case FileIndex:
-		h.Index, err = ParseIndex(t.tr, hdr.Name)
+		h.Index, err = parseIndex(t.tr, hint, hdr.Name)
 	case FileBundle:
 		if hdr.Size > spec.MaxSize { // refused by its header, before a byte is read
 			return true, t.wrap("", fmt.Errorf("%s: %w: %d bytes, more than %d", hdr.Name, ErrTooLarge, hdr.Size, spec.MaxSize))
 		}
-		if h.ManifestFile, err = spec.ReadCapped(t.tr, spec.MaxSize, hdr.Name); err == nil {
+		if h.ManifestFile, err = spec.ReadCappedHint(t.tr, spec.MaxSize, hint, hdr.Name); err == nil {
 			h.Manifest, err = spec.ParseBytes(h.ManifestFile, hdr.Name)
 			t.partial = h.Manifest
 		}
