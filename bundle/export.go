@@ -267,6 +267,8 @@ type exporter struct {
 	sum   *ExportSummary
 	// created stamps ferry.json and the tarball's entries.
 	created time.Time
+	// indexSize is index.json's size, counted before anything is written.
+	indexSize int64
 }
 
 // write moves the plan's blobs into the bundle opts.Output names, in its
@@ -292,6 +294,7 @@ func (e *exporter) write(ctx context.Context, opts ExportOptions) error {
 	if err != nil {
 		return err
 	}
+	e.indexSize = indexSize
 	if indexSize > layout.MaxIndexSize || meta.size > spec.MaxSize {
 		return fmt.Errorf("%w: index.json would be %s and ferry.json %s; a bundle reader takes at most %s and %s: export fewer images into each bundle",
 			layout.ErrTooLarge, HumanBytes(indexSize), HumanBytes(meta.size), HumanBytes(layout.MaxIndexSize), HumanBytes(spec.MaxSize))

@@ -11,7 +11,6 @@ import (
 	"github.com/klauspost/pgzip"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -76,7 +75,7 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 		w = gz
 	}
 	tw := layout.NewTarWriter(w, e.created)
-	if err := writeTarHead(tw, e.plan, meta); err != nil {
+	if err := e.writeTarHead(tw, meta); err != nil {
 		return fmt.Errorf("writing %s: %w", opts.Output, err)
 	}
 	if err := e.writeBlobs(ctx, tw, tarOrder(e.plan, e.graph)); err != nil {
@@ -100,18 +99,14 @@ func (e *exporter) toTar(ctx context.Context, opts ExportOptions, gzipped bool, 
 // writeTarHead writes oci-layout, index.json, ferry.json and its
 // signature, the entries a tarball starts with: a stream import checks the
 // signature before it reads any blob.
-func writeTarHead(tw *layout.TarWriter, plan *Plan, meta metadata) error {
+func (e *exporter) writeTarHead(tw *layout.TarWriter, meta metadata) error {
 	layoutFile, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 	if err := tw.WriteFile(layout.FileOCILayout, layoutFile); err != nil {
 		return err
 	}
-	// index.json and ferry.json are encoded as they are written.
-	encodeIndex := func(w io.Writer) error { return layout.EncodeIndexOf(w, plan.indexLen(), plan.indexEntry) }
-	indexSize, err := spec.Count(encodeIndex)
-	if err != nil {
-		return err
-	}
-	if err := tw.WriteFileFunc(layout.FileIndex, indexSize, encodeIndex); err != nil {
+	// index.json and ferry.json are encoded as they are written, to the
+	// sizes write counted.
+	if err := tw.WriteFileFunc(layout.FileIndex, e.indexSize, e.encodeIndex); err != nil {
 		return err
 	}
 	if err := tw.WriteFileFunc(layout.FileBundle, meta.size, meta.write); err != nil {
