@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
@@ -84,19 +86,14 @@ type Client struct {
 	// requests that carry their own credentials (Harbor's API).
 	base  *http.Client
 	plain bool
-	// noAPI records, per Repository, whether its registry has no
-	// referrers API (NoReferrersAPI).
-	noAPI sync.Map
 	// hostNoAPI records the registry hosts a Referrers call found without
 	// the referrers API. A registry has the API for every repository or for
 	// none, so the other repositories are not probed again: one probe per
 	// registry, not one per repository.
 	hostNoAPI sync.Map
-	// repos holds one Repository per host/path: oras-go keeps a
-	// repository's referrers capability and serialises its referrers-index
-	// updates per instance, so every push to one repository must go through
-	// the same one.
-	repos sync.Map
+	// repos is the Repository of each host/path while something holds it
+	// (weakly: see Repository).
+	repos repositories
 }
 
 // New builds the client of one side. hosts are the registries it will talk
@@ -161,27 +158,95 @@ func (c *Client) Credential(ctx context.Context, host string) (auth.Credential, 
 // APIs beside the registry's (Harbor's) that take credentials per request.
 func (c *Client) HTTP() *http.Client { return c.base }
 
-// Repository returns the oras-go repository registryHost/repo, the same
-// instance for the same name. A referrer pushed to a registry without the
-// referrers API is added to the subject's referrers index (merged with
-// what is there, never replacing it), and the old index is never deleted
-// (SkipReferrersGC): ferry removes nothing at a destination.
+// Repository returns the oras-go repository registryHost/repo. A referrer
+// pushed to a registry without the referrers API is added to the subject's
+// referrers index (merged with what is there, never replacing it), and the
+// old index is never deleted (SkipReferrersGC): ferry removes nothing at a
+// destination.
+//
+// Callers at the same time get the same instance: oras-go serialises a
+// repository's referrers-index updates per instance, so concurrent pushes
+// to one repository must share one. Once nobody holds it, it is let go (a
+// later caller gets a new one, which learns the registry's referrers
+// capability from NoReferrersAPI): a run over tens of thousands of
+// repositories does not keep one for each to the end.
 func (c *Client) Repository(registryHost, repo string) (*remote.Repository, error) {
-	key := registryHost + "/" + repo
-	if r, ok := c.repos.Load(key); ok {
-		return r.(*remote.Repository), nil
+	return c.repos.get(registryHost+"/"+repo, func() (*remote.Repository, error) {
+		r := &remote.Repository{
+			Client:          uploadTracker{c.auth},
+			Reference:       registry.Reference{Registry: registryHost, Repository: repo},
+			PlainHTTP:       c.plain,
+			SkipReferrersGC: true,
+		}
+		if err := r.Reference.ValidateRepository(); err != nil {
+			return nil, fmt.Errorf("%w: %s/%s: %v", ErrInvalidReference, registryHost, repo, err)
+		}
+		return r, nil
+	})
+}
+
+// repositories maps host/path to a Repository by weak pointer: an entry
+// lives as long as its instance is held somewhere, and is removed when
+// the instance is collected.
+type repositories struct {
+	mu sync.Mutex
+	m  map[string]weak.Pointer[remote.Repository]
+	// high is the most entries m has held since it was made: a Go map
+	// keeps its table when entries are deleted, so m is made anew when it
+	// holds a quarter of that.
+	high int
+}
+
+// get returns the live instance for key, or the one build makes.
+func (rs *repositories) get(key string, build func() (*remote.Repository, error)) (*remote.Repository, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if r := rs.m[key].Value(); r != nil {
+		return r, nil
 	}
-	r := &remote.Repository{
-		Client:          uploadTracker{c.auth},
-		Reference:       registry.Reference{Registry: registryHost, Repository: repo},
-		PlainHTTP:       c.plain,
-		SkipReferrersGC: true,
+	r, err := build()
+	if err != nil {
+		return nil, err
 	}
-	if err := r.Reference.ValidateRepository(); err != nil {
-		return nil, fmt.Errorf("%w: %s/%s: %v", ErrInvalidReference, registryHost, repo, err)
+	if rs.m == nil {
+		rs.m = map[string]weak.Pointer[remote.Repository]{}
 	}
-	got, _ := c.repos.LoadOrStore(key, r)
-	return got.(*remote.Repository), nil
+	wp := weak.Make(r)
+	rs.m[key] = wp
+	rs.high = max(rs.high, len(rs.m))
+	runtime.AddCleanup(r, rs.forget, entry{key, wp})
+	return r, nil
+}
+
+// entry is a cache entry that a cleanup removes.
+type entry struct {
+	key string
+	wp  weak.Pointer[remote.Repository]
+}
+
+// forget removes e unless key has been given a newer instance since.
+func (rs *repositories) forget(e entry) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.m[e.key] != e.wp {
+		return
+	}
+	delete(rs.m, e.key)
+	if rs.high > 1024 && len(rs.m) < rs.high/4 {
+		// Not maps.Clone, which may copy the table at its size.
+		m := make(map[string]weak.Pointer[remote.Repository], len(rs.m))
+		for k, v := range rs.m {
+			m[k] = v
+		}
+		rs.m, rs.high = m, len(m)
+	}
+}
+
+// len is the number of entries, live or awaiting their cleanup.
+func (rs *repositories) len() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.m)
 }
 
 // Registry returns an oras-go registry client for host, for listing

@@ -27,9 +27,7 @@ func (c *Client) Referrers(ctx context.Context, repo *Repository, subject ocispe
 	if err == nil {
 		// The call has settled which way the registry answers; a setting
 		// that disagrees is refused, so this tells without changing it.
-		noAPI := repo.SetReferrersCapability(true) != nil
-		c.noAPI.LoadOrStore(repo, noAPI)
-		if noAPI {
+		if repo.SetReferrersCapability(true) != nil {
 			c.hostNoAPI.Store(repo.Reference.Registry, true)
 		}
 	}
@@ -44,15 +42,13 @@ func (c *Client) Referrers(ctx context.Context, repo *Repository, subject ocispe
 // found the tag schema instead; oras-go is then told so): then a subject whose
 // sha256-<hex> tag is not in the repository's tag list has no referrers,
 // and need not be asked for.
+//
+// Nothing is kept per repository: with the registry known, telling the
+// instance is one call, and an instance that has found the API itself
+// refuses it (false).
 func (c *Client) NoReferrersAPI(repo *Repository) bool {
-	if v, ok := c.noAPI.Load(repo); ok {
-		return v.(bool)
-	}
-	if _, ok := c.hostNoAPI.Load(repo.Reference.Registry); ok && repo.SetReferrersCapability(false) == nil {
-		c.noAPI.Store(repo, true)
-		return true
-	}
-	return false
+	_, ok := c.hostNoAPI.Load(repo.Reference.Registry)
+	return ok && repo.SetReferrersCapability(false) == nil
 }
 
 // ReferrersTag is the referrers tag schema's tag for subject: <alg>-<hex>.
