@@ -366,7 +366,7 @@ func (e *exporter) checkRoom(opts ExportOptions, metadata int64) error {
 			continue
 		}
 		if form == formDir && dir != nil {
-			if ok, err := dir.Exists(b.Desc); ok && err == nil {
+			if ok, err := dir.Exists(*b.Desc); ok && err == nil {
 				continue
 			}
 		}
@@ -422,7 +422,7 @@ func (meta metadata) write(w io.Writer) error {
 // the bundle's form.
 func (e *exporter) copyBlob(ctx context.Context, b PlannedBlob, write func(context.Context, ocispec.Descriptor, io.Reader) error) error {
 	if data, ok := e.graph.Manifest(b.Desc.Digest); ok {
-		if err := write(ctx, b.Desc, bytes.NewReader(data)); err != nil {
+		if err := write(ctx, *b.Desc, bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("writing manifest %s: %w", b.Desc.Digest, err)
 		}
 		e.prog.Add(b.Desc.Size)
@@ -433,7 +433,7 @@ func (e *exporter) copyBlob(ctx context.Context, b PlannedBlob, write func(conte
 		return err
 	}
 	defer rc.Close()
-	err = write(ctx, b.Desc, countingReader{rc, e.prog})
+	err = write(ctx, *b.Desc, countingReader{rc, e.prog})
 	return e.c.Wrap(registry.OpFetchBlob, b.Desc.Digest.String()+" from "+from, err)
 }
 
@@ -599,12 +599,12 @@ func (e *exporter) transferToDir(ctx context.Context, dir *layout.Dir) error {
 // ensureBlob makes blob b present and verified in dir; it reports whether
 // it had to fetch it.
 func (e *exporter) ensureBlob(ctx context.Context, dir *layout.Dir, b PlannedBlob) (bool, error) {
-	ok, err := dir.Exists(b.Desc)
+	ok, err := dir.Exists(*b.Desc)
 	if err != nil && !errors.Is(err, layout.ErrSizeMismatch) {
 		return false, err // a leftover of the wrong size is replaced below
 	}
 	if ok {
-		if err := dir.CheckBlob(ctx, b.Desc); err == nil {
+		if err := dir.CheckBlob(ctx, *b.Desc); err == nil {
 			e.prog.Add(b.Desc.Size)
 			return false, nil
 		} else if ctx.Err() != nil {
@@ -623,12 +623,13 @@ func (e *exporter) ensureBlob(ctx context.Context, dir *layout.Dir, b PlannedBlo
 // openSource opens a blob at the first source repository that answers.
 func openSource(ctx context.Context, c *registry.Client, b PlannedBlob) (io.ReadCloser, string, error) {
 	var errs []error
-	for _, src := range b.sources {
+	for _, s := range b.sources {
+		src := Reference{Registry: s.registry, Repository: s.repository}
 		repo, err := c.Repository(src.Registry, src.Repository)
 		if err != nil {
 			return nil, "", err
 		}
-		rc, err := registry.NewResumingReader(ctx, func() (io.ReadCloser, error) { return repo.Blobs().Fetch(ctx, b.Desc) })
+		rc, err := registry.NewResumingReader(ctx, func() (io.ReadCloser, error) { return repo.Blobs().Fetch(ctx, *b.Desc) })
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()

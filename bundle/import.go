@@ -585,19 +585,23 @@ func (p *importPlan) send(d ocispec.Descriptor, sum *ImportSummary) {
 }
 
 // countDistinct counts the distinct digests the repositories receive, and
-// their bytes.
+// their bytes: the descriptors sorted by digest, so that tens of thousands
+// are counted without a set of them.
 func countDistinct(repos []repoGraph) (int, int64) {
-	seen := map[digest.Digest]bool{}
-	var n int64
+	var all []*ocispec.Descriptor
 	for _, r := range repos {
-		for _, d := range r.descs {
-			if !seen[d.Digest] {
-				seen[d.Digest] = true
-				n += d.Size
-			}
+		all = append(all, r.descs...)
+	}
+	slices.SortFunc(all, func(a, b *ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	var n int
+	var size int64
+	for i, d := range all {
+		if i == 0 || d.Digest != all[i-1].Digest {
+			n++
+			size += d.Size
 		}
 	}
-	return len(seen), n
+	return n, size
 }
 
 // groupByRepository lists what each destination repository receives: its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,9 @@ type PlannedImage struct {
 
 // PlannedBlob is one blob of the plan.
 type PlannedBlob struct {
-	Desc ocispec.Descriptor
+	// Desc is shared with the graphs of the images that use it: never to
+	// be changed.
+	Desc *ocispec.Descriptor
 	// Repositories are the source repository paths whose images use it.
 	Repositories []string
 	// Included is false when a baseline says the destination has it, or
@@ -55,8 +58,11 @@ type PlannedBlob struct {
 	Foreign bool
 
 	// sources are the registry repositories the blob can be fetched from.
-	sources []Reference
+	sources []source
 }
+
+// source is a registry repository a blob can be fetched from.
+type source struct{ registry, repository string }
 
 // Manifest reports whether the blob is a manifest or index.
 func (b PlannedBlob) Manifest() bool { return layout.IsManifest(b.Desc.MediaType) }
@@ -172,44 +178,73 @@ func (p *Plan) BundleManifest(creator string, created time.Time) *spec.Manifest 
 }
 
 // collectBlobs merges the graphs of the images and referrers into one blob
-// list, each digest once, with every source repository that uses it. One
-// set of (digest, repository) pairs, not a set per blob: tens of thousands
-// of blobs are not each given a map while the plan is made.
+// list, each digest once, with every source repository that uses it. The
+// graphs are taken in the order of their repositories, so the users of a
+// blob in one repository come one after another and a repeat is the pair
+// just added: no set of (digest, repository) pairs. A first pass counts,
+// so that the list and its sources are allocated once, at their size: the
+// plan keeps them to the end, and at tens of thousands of images a list
+// grown by appending was held two and three times over.
 func collectBlobs(images []PlannedImage, referrers []PlannedReferrer) []PlannedBlob {
-	type inRepository struct {
-		d    digest.Digest
-		repo string
+	type user struct {
+		src   *Reference
+		graph []*ocispec.Descriptor
 	}
+	users := make([]user, 0, len(images)+len(referrers))
+	for i := range images {
+		users = append(users, user{&images[i].Source, images[i].Graph})
+	}
+	for i := range referrers {
+		users = append(users, user{&referrers[i].Source, referrers[i].Graph})
+	}
+	slices.SortStableFunc(users, func(a, b user) int { return strings.Compare(a.src.Repository, b.src.Repository) })
+
+	// Pass one: the blobs, and how many repositories use each. A source
+	// repository is never empty, so "" is none yet.
 	index := map[digest.Digest]int{}
-	seen := map[inRepository]bool{}
-	var out []PlannedBlob
-	add := func(src Reference, graph []*ocispec.Descriptor) {
-		for _, d := range graph {
+	var descs []*ocispec.Descriptor
+	var uses []int
+	var last []string
+	pairs := 0
+	for _, u := range users {
+		for _, d := range u.graph {
 			i, ok := index[d.Digest]
 			if !ok {
-				i = len(out)
+				i = len(descs)
 				index[d.Digest] = i
-				out = append(out, PlannedBlob{Desc: *d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(*d)})
+				descs, uses, last = append(descs, d), append(uses, 0), append(last, "")
 			}
-			if k := (inRepository{d.Digest, src.Repository}); !seen[k] {
-				seen[k] = true
-				b := &out[i]
-				b.sources = append(b.sources, Reference{Registry: src.Registry, Repository: src.Repository})
-				b.Repositories = append(b.Repositories, src.Repository)
+			if last[i] != u.src.Repository {
+				last[i] = u.src.Repository
+				uses[i]++
+				pairs++
 			}
 		}
 	}
-	for _, img := range images {
-		add(img.Source, img.Graph)
+	out := make([]PlannedBlob, len(descs))
+	srcs, repos := make([]source, pairs), make([]string, pairs)
+	off := 0
+	for i, d := range descs {
+		n := uses[i]
+		out[i] = PlannedBlob{
+			Desc: d, Included: true, Foreign: !layout.IsManifest(d.MediaType) && layout.IsForeign(*d),
+			sources: srcs[off : off : off+n], Repositories: repos[off : off : off+n],
+		}
+		off += n
 	}
-	for _, r := range referrers {
-		add(r.Source, r.Graph)
-	}
-	for i := range out {
-		sort.Strings(out[i].Repositories)
+	descs, uses = nil, nil
+	// Pass two: the repositories, in the same order.
+	for _, u := range users {
+		for _, d := range u.graph {
+			b := &out[index[d.Digest]]
+			if n := len(b.Repositories); n == 0 || b.Repositories[n-1] != u.src.Repository {
+				b.sources = append(b.sources, source{u.src.Registry, u.src.Repository})
+				b.Repositories = append(b.Repositories, u.src.Repository)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Desc.Digest < out[j].Desc.Digest })
-	return slices.Clone(out) // exactly as long: the plan keeps it to the end
+	return out
 }
 
 // walkImages walks the graph of each root in parallel (at most jobs at

@@ -87,7 +87,7 @@ func (e *exporter) writeOne(ctx context.Context, tw *layout.TarWriter, b Planned
 	}
 	data := f.data
 	f.data = nil
-	return tw.WriteCheckedBlob(b.Desc, data)
+	return tw.WriteCheckedBlob(*b.Desc, data)
 }
 
 // fetchSmall downloads blob b into memory, verified: the one hash it gets.
