@@ -32,6 +32,8 @@ type Dir struct {
 	syncing  sync.WaitGroup
 	syncSlot chan struct{} // bounds the fsyncs in flight
 	mu       sync.Mutex
+	pending  []string        // blobs waiting for their fsync
+	syncers  int             // goroutines draining pending, at most syncJobs
 	syncErr  error           // the first background fsync that failed
 	synced   map[string]bool // directories holding blobs synced since the last Sync
 }
@@ -247,21 +249,45 @@ func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reade
 }
 
 // syncLater fsyncs a finished blob in the background, at most syncJobs at
-// a time, and records the first failure for Sync.
+// a time, and records the first failure for Sync. Blobs waiting for the
+// disk are a queue of paths drained by at most syncJobs goroutines, not a
+// goroutine each: at tens of thousands of blobs on a slow disk, thousands
+// waited, with a stack each.
 func (d *Dir) syncLater(path string) {
-	d.syncing.Add(1)
-	go func() {
-		defer d.syncing.Done()
-		d.syncSlot <- struct{}{}
-		defer func() { <-d.syncSlot }()
-		err := syncFile(path)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending = append(d.pending, path)
+	if d.syncers < syncJobs {
+		d.syncers++
+		d.syncing.Add(1)
+		go d.drainSyncs()
+	}
+}
+
+// drainSyncs fsyncs pending blobs until none is left.
+func (d *Dir) drainSyncs() {
+	defer d.syncing.Done()
+	for {
 		d.mu.Lock()
-		defer d.mu.Unlock()
+		if len(d.pending) == 0 {
+			d.pending = nil
+			d.syncers--
+			d.mu.Unlock()
+			return
+		}
+		path := d.pending[0]
+		d.pending = d.pending[1:]
+		d.mu.Unlock()
+		d.syncSlot <- struct{}{}
+		err := syncFile(path)
+		<-d.syncSlot
+		d.mu.Lock()
 		if err != nil && d.syncErr == nil {
 			d.syncErr = err
 		}
 		d.synced[filepath.Dir(path)] = true
-	}()
+		d.mu.Unlock()
+	}
 }
 
 func syncFile(path string) error {

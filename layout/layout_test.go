@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -505,6 +506,14 @@ func TestGraphOverKeepsNoBytes(t *testing.T) {
 	if data, ok := kept.Manifest(root.Digest); !ok || string(data) != manifest {
 		t.Errorf("NewGraph: bytes %q held %v", data, ok)
 	}
+	// Once written where they go, the bytes are let go of; the children stay.
+	kept.DropBytes(root.Digest)
+	if _, held := kept.Manifest(root.Digest); held || !kept.Has(root.Digest) {
+		t.Errorf("after DropBytes: bytes held %v, known %v; want the children only", held, kept.Has(root.Digest))
+	}
+	if walk, err := kept.Walk(ctx, memFetcher{}, root); err != nil || len(walk) != 2 {
+		t.Errorf("walk after DropBytes: %d descriptors, %v; want the config and the manifest, from the graph", len(walk), err)
+	}
 }
 
 // With ShareDigests, the graph keeps the canonical copy of each digest its
@@ -560,5 +569,43 @@ func TestWalksShareDescriptors(t *testing.T) {
 	}
 	if last := second[1]; last.Digest != root.Digest || last.Annotations != nil {
 		t.Errorf("root entry %+v: want the root without its annotations", last)
+	}
+}
+
+// Blobs waiting for their fsync queue as paths behind at most syncJobs
+// goroutines, not one goroutine each, however slow the disk.
+func TestBackgroundSyncsAreBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, err := CreateDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cap(d.syncSlot); i++ {
+		d.syncSlot <- struct{}{} // the disk is busy
+	}
+	const n = 300
+	for i := range n {
+		b := []byte(fmt.Sprint("blob ", i))
+		if err := d.WriteBlob(ctx, descOf(b), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.mu.Lock()
+	syncers, pending := d.syncers, len(d.pending)
+	d.mu.Unlock()
+	if syncers > syncJobs || pending < n-syncJobs {
+		t.Fatalf("%d goroutines for %d queued fsyncs of %d blobs, want at most %d goroutines", syncers, pending, n, syncJobs)
+	}
+	for i := 0; i < cap(d.syncSlot); i++ {
+		<-d.syncSlot
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.syncers != 0 || len(d.pending) != 0 {
+		t.Fatalf("after Sync: %d goroutines, %d fsyncs queued", d.syncers, len(d.pending))
 	}
 }
