@@ -425,6 +425,9 @@ func (e *exporter) copyBlob(ctx context.Context, b PlannedBlob, write func(conte
 		if err := write(ctx, *b.Desc, bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("writing manifest %s: %w", b.Desc.Digest, err)
 		}
+		// A blob is written once: the bundle holds it now, and tens of
+		// thousands of manifests are not held to the end of the export.
+		e.graph.DropBytes(b.Desc.Digest)
 		e.prog.Add(b.Desc.Size)
 		return nil
 	}
@@ -569,8 +572,14 @@ func (e *exporter) transferToDir(ctx context.Context, dir *layout.Dir) error {
 			todo = append(todo, &e.plan.Blobs[i])
 		}
 	}
-	// Largest first keeps every worker busy to the end.
-	sort.SliceStable(todo, func(i, j int) bool { return todo[i].Desc.Size > todo[j].Desc.Size })
+	// Manifests first, from memory, which is then let go of; then largest
+	// first, which keeps every worker busy to the end.
+	sort.SliceStable(todo, func(i, j int) bool {
+		if mi, mj := todo[i].Manifest(), todo[j].Manifest(); mi != mj {
+			return mi
+		}
+		return todo[i].Desc.Size > todo[j].Desc.Size
+	})
 	moved := make([]bool, len(todo))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(e.jobs)

@@ -32,40 +32,53 @@ func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order [
 		cancel()
 		wg.Wait()
 	}()
-	ahead := make([]*fetched, len(order))
-	for i, b := range order {
-		if _, inMemory := e.graph.Manifest(b.Desc.Digest); !inMemory && b.Desc.Size <= streamSmall {
-			ahead[i] = &fetched{done: make(chan struct{})}
-		}
+	// The blobs in order, each small one with its download started: at
+	// most e.jobs downloads and e.jobs entries ahead of the writer, never
+	// an entry made for every blob at the start.
+	type next struct {
+		b *PlannedBlob
+		f *fetched
 	}
+	queue := make(chan next, e.jobs)
 	places := make(chan struct{}, e.jobs)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i, b := range order {
-			f := ahead[i]
-			if f == nil {
-				continue
+		defer close(queue)
+		for _, b := range order {
+			var f *fetched
+			if _, inMemory := e.graph.Manifest(b.Desc.Digest); !inMemory && b.Desc.Size <= streamSmall {
+				select {
+				case places <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				f = &fetched{done: make(chan struct{})}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					f.data, f.err = e.fetchSmall(ctx, *b)
+					close(f.done)
+				}()
 			}
 			select {
-			case places <- struct{}{}:
+			case queue <- next{b, f}:
 			case <-ctx.Done():
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				f.data, f.err = e.fetchSmall(ctx, *b)
-				close(f.done)
-			}()
 		}
 	}()
-	for i, b := range order {
-		if err := e.writeOne(ctx, tw, *b, ahead[i], places); err != nil {
+	written := 0
+	for n := range queue {
+		if err := e.writeOne(ctx, tw, *n.b, n.f, places); err != nil {
 			return err
 		}
 		e.sum.Transferred++
-		e.sum.TransferredBytes += b.Desc.Size
+		e.sum.TransferredBytes += n.b.Desc.Size
+		written++
+	}
+	if written < len(order) {
+		return ctx.Err() // the queue stopped early: cancelled
 	}
 	return nil
 }

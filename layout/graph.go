@@ -101,6 +101,17 @@ func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	return n.data, true
 }
 
+// DropBytes lets go of the bytes of manifest d once they are where they
+// were going (an export has written them into the bundle); its children
+// stay. Manifest reports it absent from then on.
+func (g *Graph) DropBytes(d digest.Digest) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n, ok := g.nodes[d]; ok {
+		n.data = nil
+	}
+}
+
 // Add puts a manifest or index in the graph, as if it had been read: one
 // ferry made itself (a narrowed index) or one fetched along with its
 // descriptor (a tag resolved by GET). The bytes must match desc; a later
