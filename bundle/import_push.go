@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -26,38 +27,31 @@ import (
 // the destination, and a re-run skips what they stored. Only cancelling ctx
 // (an interrupt) stops them.
 func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSummary) error {
-	// Indexes into p.missing, per digest: no second copy of the pairs.
-	byDigest := map[digest.Digest][]int32{}
-	var order []digest.Digest
-	var total int64
-	for i, rb := range p.missing {
-		if _, ok := byDigest[rb.Desc.Digest]; !ok {
-			order = append(order, rb.Desc.Digest)
-			total += rb.Desc.Size
-		}
-		byDigest[rb.Desc.Digest] = append(byDigest[rb.Desc.Digest], int32(i))
-	}
-	size := func(d digest.Digest) int64 { return p.missing[byDigest[d][0]].Desc.Size }
-	sort.SliceStable(order, func(i, j int) bool { return size(order[i]) > size(order[j]) })
+	groups, total := groupByDigest(p.missing)
+	size := func(g []int32) int64 { return p.missing[g[0]].Desc.Size }
 	imp.prog.Start("push", total)
 	defer imp.prog.Done()
 	// Each digest is sent once, to the first repository that lacks it;
 	// then every other repository that needs it gets it by a mount, the
 	// mounts spread over the jobs (a shared base layer goes into hundreds
 	// of repositories).
+	type mount struct {
+		i    int32 // into p.missing
+		from string
+	}
 	var (
 		failed atomic.Bool
 		eg     errgroup.Group
 		mu     sync.Mutex
-		mounts []func(context.Context) error
+		mounts []mount
 	)
 	eg.SetLimit(imp.jobs)
-	for _, d := range order {
+	for _, targets := range groups {
 		eg.Go(func() error {
 			if failed.Load() {
 				return nil
 			}
-			targets := byDigest[d]
+			d := p.missing[targets[0]].Desc.Digest
 			from := p.presentIn[d]
 			if from == "" {
 				first := p.missing[targets[0]]
@@ -67,12 +61,12 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 				}
 				from, targets = first.Repository, targets[1:]
 			} else {
-				imp.prog.Add(size(d))
+				imp.prog.Add(size(targets))
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			for _, i := range targets {
-				mounts = append(mounts, func(ctx context.Context) error { return imp.mountOrPush(ctx, p.missing[i], from) })
+				mounts = append(mounts, mount{i, from})
 			}
 			return nil
 		})
@@ -89,7 +83,7 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 			if failed.Load() {
 				return nil
 			}
-			if err := m(ctx); err != nil {
+			if err := imp.mountOrPush(ctx, p.missing[m.i], m.from); err != nil {
 				failed.Store(true)
 				return err
 			}
@@ -97,6 +91,32 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 		})
 	}
 	return meg.Wait()
+}
+
+// groupByDigest groups the pairs by digest, largest blob first: each group
+// is indexes into missing, in their order (the first repository that lacks
+// a blob stays first). Indexes sorted by digest, not a map and not a second
+// copy of the pairs: a few bytes a pair at tens of thousands of them. total
+// is the bytes of the distinct blobs.
+func groupByDigest(missing []RepoBlob) (groups [][]int32, total int64) {
+	idx := make([]int32, len(missing))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	digestOf := func(i int32) string { return string(missing[i].Desc.Digest) }
+	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(digestOf(a), digestOf(b)) })
+	for start := 0; start < len(idx); {
+		end := start + 1
+		for end < len(idx) && digestOf(idx[end]) == digestOf(idx[start]) {
+			end++
+		}
+		groups = append(groups, idx[start:end:end])
+		total += missing[idx[start]].Desc.Size
+		start = end
+	}
+	size := func(g []int32) int64 { return missing[g[0]].Desc.Size }
+	sort.SliceStable(groups, func(i, j int) bool { return size(groups[i]) > size(groups[j]) })
+	return groups, total
 }
 
 // pushBlob uploads one blob from the bundle directory to rb.Repository,

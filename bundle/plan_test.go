@@ -110,3 +110,46 @@ func TestCountDistinct(t *testing.T) {
 		t.Fatalf("nothing counted as %d blobs of %d bytes", n, size)
 	}
 }
+
+// TestGroupByDigest: every pair in exactly one group, a group a digest,
+// in the pairs' order within it, the largest blob first; total counts
+// each blob once.
+func TestGroupByDigest(t *testing.T) {
+	t.Parallel()
+	blob := func(s string) *ocispec.Descriptor {
+		return &ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromString(s), Size: int64(len(s))}
+	}
+	base, app := blob("a shared base layer"), blob("app")
+	var missing []RepoBlob
+	for i := range 50 {
+		missing = append(missing, RepoBlob{Repository: fmt.Sprint("team/r", i), Desc: base}, RepoBlob{Repository: fmt.Sprint("team/r", i), Desc: blob(fmt.Sprint("own layer ", i))})
+		if i%10 == 0 {
+			missing = append(missing, RepoBlob{Repository: fmt.Sprint("team/r", i), Desc: app})
+		}
+	}
+	groups, total := groupByDigest(missing)
+	if len(groups) != 52 {
+		t.Fatalf("%d groups, want 52 (one a digest)", len(groups))
+	}
+	if groups[0][0] != 0 || len(groups[0]) != 50 {
+		t.Fatalf("first group: %v, want the base layer (largest), in all 50 repositories, starting with the first pair", groups[0])
+	}
+	seen := map[int32]bool{}
+	var want int64
+	for gi, g := range groups {
+		d := missing[g[0]].Desc
+		want += d.Size
+		if gi > 0 && missing[groups[gi-1][0]].Desc.Size < d.Size {
+			t.Fatalf("group %d (%d bytes) after a smaller one", gi, d.Size)
+		}
+		for j, i := range g {
+			if missing[i].Desc.Digest != d.Digest || seen[i] || (j > 0 && g[j-1] > i) {
+				t.Fatalf("group %d: pair %d misplaced or repeated: %v", gi, i, g)
+			}
+			seen[i] = true
+		}
+	}
+	if len(seen) != len(missing) || total != want {
+		t.Fatalf("%d of %d pairs grouped, %d bytes counted, want %d", len(seen), len(missing), total, want)
+	}
+}
