@@ -462,7 +462,13 @@ func (imp *importer) manifest(ctx context.Context, desc ocispec.Descriptor) ([]b
 // mapTargets decides where each image of the bundle goes. Every name is
 // checked before any request is made.
 func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
-	var out []Target
+	n := 0
+	for _, img := range rep.Images {
+		if img.Subject == "" {
+			n++
+		}
+	}
+	out := make([]Target, 0, n) // at its size: an import holds it to the end
 	for _, img := range rep.Images {
 		if img.Subject != "" {
 			continue // a referrer: it goes where its subject goes (mapReferrers)

@@ -267,9 +267,7 @@ func TestSyncReportsBackgroundFailures(t *testing.T) {
 	}
 	// Hold every sync slot so the next blob's fsync waits; remove the file
 	// under it, then let the fsync run: it must fail, and Sync must say so.
-	for i := 0; i < cap(d.syncSlot); i++ {
-		d.syncSlot <- struct{}{}
-	}
+	busyDisk(d)
 	gone := []byte("removed before its fsync")
 	desc := descOf(gone)
 	if err := d.WriteBlob(ctx, desc, bytes.NewReader(gone)); err != nil {
@@ -279,9 +277,7 @@ func TestSyncReportsBackgroundFailures(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < cap(d.syncSlot); i++ {
-		<-d.syncSlot
-	}
+	freeDisk(d)
 	if err := d.Sync(); err == nil || !strings.Contains(err.Error(), BlobName(desc.Digest)) {
 		t.Fatalf("Sync = %v, want the failed fsync of %s", err, BlobName(desc.Digest))
 	}
@@ -300,9 +296,7 @@ func TestCloseWaitsForBackgroundSyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < cap(d.syncSlot); i++ {
-		d.syncSlot <- struct{}{}
-	}
+	busyDisk(d)
 	gone := []byte("removed before its fsync")
 	desc := descOf(gone)
 	if err := d.WriteBlob(ctx, desc, bytes.NewReader(gone)); err != nil {
@@ -312,9 +306,7 @@ func TestCloseWaitsForBackgroundSyncs(t *testing.T) {
 	os.Remove(path)
 	closed := make(chan error)
 	go func() { closed <- d.Close() }()
-	for i := 0; i < cap(d.syncSlot); i++ {
-		<-d.syncSlot
-	}
+	freeDisk(d)
 	// The fsync ran (and failed) before Close returned: Close says so.
 	if err := <-closed; err == nil || !strings.Contains(err.Error(), BlobName(desc.Digest)) {
 		t.Fatalf("Close = %v, want it to wait for the fsync of %s and report it", err, BlobName(desc.Digest))
@@ -581,9 +573,7 @@ func TestBackgroundSyncsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < cap(d.syncSlot); i++ {
-		d.syncSlot <- struct{}{} // the disk is busy
-	}
+	busyDisk(d)
 	const n = 300
 	for i := range n {
 		b := []byte(fmt.Sprint("blob ", i))
@@ -597,9 +587,7 @@ func TestBackgroundSyncsAreBounded(t *testing.T) {
 	if syncers > syncJobs || pending < n-syncJobs {
 		t.Fatalf("%d goroutines for %d queued fsyncs of %d blobs, want at most %d goroutines", syncers, pending, n, syncJobs)
 	}
-	for i := 0; i < cap(d.syncSlot); i++ {
-		<-d.syncSlot
-	}
+	freeDisk(d)
 	if err := d.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -607,5 +595,19 @@ func TestBackgroundSyncsAreBounded(t *testing.T) {
 	defer d.mu.Unlock()
 	if d.syncers != 0 || len(d.pending) != 0 {
 		t.Fatalf("after Sync: %d goroutines, %d fsyncs queued", d.syncers, len(d.pending))
+	}
+}
+
+// busyDisk holds every fsync slot of d, as a disk busy with other work
+// would: fsyncs wait until freeDisk.
+func busyDisk(d *Dir) {
+	for range cap(d.syncSlot) {
+		d.syncSlot <- struct{}{}
+	}
+}
+
+func freeDisk(d *Dir) {
+	for range cap(d.syncSlot) {
+		<-d.syncSlot
 	}
 }

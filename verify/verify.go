@@ -396,6 +396,7 @@ func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor,
 // each blob.
 func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Index) error {
 	rep.descs = map[digest.Digest]*ocispec.Descriptor{}
+	rep.Images = slices.Grow(rep.Images, len(idx.Manifests)) // held to the end: at its size
 	type sizes struct {
 		d    digest.Digest
 		a, b int64
