@@ -53,7 +53,7 @@ func (r *Report) sawBlob(desc ocispec.Descriptor) {
 // not changed.
 func (r *Report) Unseen(seen map[digest.Digest]bool, name string) error {
 	var problems []Problem
-	for _, d := range sortedDescs(r.descs) {
+	for _, d := range r.descs {
 		if !seen[d.Digest] && !r.seen[d.Digest] && !r.omitted(d.Digest) && !r.foreign(*d) {
 			problems = append(problems, r.blobProblemOf(d.Digest, neverWentBy(name)))
 		}
@@ -68,7 +68,7 @@ func neverWentBy(name string) error {
 // finish is called at the end of a stream: every blob the graphs need must
 // have gone by, unless ferry.json omits it.
 func (r *Report) finish(name string) {
-	for _, d := range sortedDescs(r.descs) {
+	for _, d := range r.descs {
 		switch {
 		case r.seen[d.Digest]:
 		case r.foreign(*d):

@@ -174,10 +174,11 @@ type Report struct {
 	Foreign      int
 	Problems     []Problem
 
-	// descs holds each blob once. users lists the images that use each
+	// descs holds each blob once, sorted by digest: pointers into the
+	// graphs, not a map of them. users lists the images that use each
 	// blob: only a problem needs it, so it is built, once, by the first
 	// (usersOf); a clean bundle of thousands of images never holds it.
-	descs     map[digest.Digest]*ocispec.Descriptor
+	descs     []*ocispec.Descriptor
 	usersOnce sync.Once
 	users     map[digest.Digest][]string
 	// seen records the blobs that went by, for streams.
@@ -354,7 +355,7 @@ func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor,
 		return nil, nil, err
 	}
 	var present []*ocispec.Descriptor // into the graphs: no copy of each
-	for _, d := range sortedDescs(rep.descs) {
+	for _, d := range rep.descs {
 		if rep.Graph.Has(d.Digest) {
 			rep.Blobs++ // read and verified by the walk
 			rep.Bytes += d.Size
@@ -395,13 +396,7 @@ func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor,
 // walk reads every image's graph through f and records which images use
 // each blob.
 func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Index) error {
-	rep.descs = map[digest.Digest]*ocispec.Descriptor{}
 	rep.Images = slices.Grow(rep.Images, len(idx.Manifests)) // held to the end: at its size
-	type sizes struct {
-		d    digest.Digest
-		a, b int64
-	}
-	var twoSizes []sizes
 	for _, root := range idx.Manifests {
 		img := Image{Name: RefName(root), Root: root}
 		if s := root.Annotations[layout.AnnotationReferrerSubject]; s != "" {
@@ -433,17 +428,37 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 		}
 		img.Graph = graph
 		rep.Images = append(rep.Images, img)
-		for _, d := range graph { // descs points into the graph: no second copy
-			if prev, ok := rep.descs[d.Digest]; ok && prev.Size != d.Size {
-				twoSizes = append(twoSizes, sizes{d.Digest, prev.Size, d.Size})
-			}
-			rep.descs[d.Digest] = d
-		}
 	}
-	for _, s := range twoSizes {
-		rep.add(Problem{Digest: s.d, Images: rep.usersOf(s.d), Err: fmt.Errorf("referenced with sizes %d and %d", s.a, s.b)})
-	}
+	rep.collectDescs()
 	return nil
+}
+
+// collectDescs sets descs from the images' graphs: every descriptor,
+// sorted by digest (stably: in the order the walk met them), each digest
+// once. A blob referenced with two sizes is a problem, named once.
+func (rep *Report) collectDescs() {
+	n := 0
+	for _, img := range rep.Images {
+		n += len(img.Graph)
+	}
+	all := make([]*ocispec.Descriptor, 0, n)
+	for _, img := range rep.Images {
+		all = append(all, img.Graph...)
+	}
+	slices.SortStableFunc(all, func(a, b *ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	out := all[:0]
+	var named digest.Digest // the last blob named with two sizes
+	for _, d := range all {
+		if k := len(out) - 1; k >= 0 && out[k].Digest == d.Digest {
+			if first := out[k]; first.Size != d.Size && named != d.Digest {
+				named = d.Digest
+				rep.add(Problem{Digest: d.Digest, Images: rep.usersOf(d.Digest), Err: fmt.Errorf("referenced with sizes %d and %d", first.Size, d.Size)})
+			}
+			continue
+		}
+		out = append(out, d)
+	}
+	rep.descs = slices.Clone(out) // at its size: the report keeps it
 }
 
 // shareDigests has the graph keep ferry.json's copy of each digest, not one
@@ -571,7 +586,7 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 			rep.add(Problem{File: layout.FileIndex, Images: []string{name}, Err: errors.New("index.json lists this image but ferry.json does not")})
 		}
 	}
-	for _, d := range sortedDescs(descs) {
+	for _, d := range descs {
 		b, ok := m.Blob(d.Digest)
 		switch {
 		case !ok:
@@ -585,10 +600,16 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 		}
 	}
 	for _, b := range m.Blobs {
-		if _, ok := descs[b.Digest]; !ok {
+		if !rep.uses(b.Digest) {
 			rep.add(Problem{Digest: b.Digest, File: layout.FileBundle, Err: errors.New("ferry.json lists this blob but no image uses it")})
 		}
 	}
+}
+
+// uses reports whether an image's graph references d.
+func (rep *Report) uses(d digest.Digest) bool {
+	_, ok := slices.BinarySearchFunc(rep.descs, d, func(e *ocispec.Descriptor, d digest.Digest) int { return strings.Compare(string(e.Digest), string(d)) })
+	return ok
 }
 
 func (rep *Report) add(p Problem) {
@@ -645,15 +666,4 @@ func RefName(d ocispec.Descriptor) string {
 		return ref
 	}
 	return d.Digest.String()
-}
-
-// sortedDescs lists m's descriptors by digest: pointers, not a copy of
-// each of tens of thousands.
-func sortedDescs(m map[digest.Digest]*ocispec.Descriptor) []*ocispec.Descriptor {
-	out := make([]*ocispec.Descriptor, 0, len(m))
-	for _, d := range m {
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
-	return out
 }

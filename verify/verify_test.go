@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-oci/ferry/bundle/spec"
@@ -198,6 +199,63 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 			m.Blobs = append(m.Blobs, spec.Blob{Digest: extra, Size: 5, Included: true})
 		})
 		wantProblem(t, check(t, dir), extra.String(), "no image uses it", "")
+	})
+	t.Run("a blob referenced with two sizes, named once", func(t *testing.T) {
+		set, err := imagegen.Generate(imagegen.Options{Apps: 2, LayerSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		layer := topLayer(t, set)
+		var man *spec.Manifest
+		var index *ocispec.Index
+		dir, _ := writeBundle(t, func(m *spec.Manifest, idx *ocispec.Index) { man, index = m, idx })
+		// Two more images say the layer is one byte longer: one walked
+		// before the image with the true size, one after.
+		d, err := layout.CreateDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range []string{"first", "last"} {
+			config := []byte(`{"architecture":"amd64","os":"linux","tag":"` + tag + `"}`)
+			cd := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(config), Size: int64(len(config))}
+			wrong := layer
+			wrong.Size++
+			body, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cd, Layers: []ocispec.Descriptor{wrong}})
+			md := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(body), Size: int64(len(body))}
+			for b, data := range map[*ocispec.Descriptor][]byte{&cd: config, &md: body} {
+				if err := d.WriteBlob(context.Background(), *b, bytes.NewReader(data)); err != nil {
+					t.Fatal(err)
+				}
+				man.Blobs = append(man.Blobs, spec.Blob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Repositories: []string{"team/app1"}, Included: true})
+			}
+			ref := "docker.io/team/app1:" + tag
+			entry := md
+			entry.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
+			if tag == "first" {
+				index.Manifests = append([]ocispec.Descriptor{entry}, index.Manifests...)
+			} else {
+				index.Manifests = append(index.Manifests, entry)
+			}
+			man.Images = append(man.Images, spec.Image{Reference: ref, Digest: md.Digest, MediaType: md.MediaType})
+		}
+		man.Sort()
+		if err := d.WriteIndex(index); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WriteBundleManifest(man); err != nil {
+			t.Fatal(err)
+		}
+		rep := check(t, dir)
+		wantProblem(t, rep, layer.Digest.String(), "referenced with sizes", "docker.io/team/app1:last")
+		named := 0
+		for _, p := range rep.Problems {
+			if p.Digest == layer.Digest && p.File == "" && strings.Contains(p.Err.Error(), "referenced with sizes") {
+				named++
+			}
+		}
+		if named != 1 {
+			t.Fatalf("the blob was named %d times as referenced with two sizes, want once:\n%v", named, rep.Err())
+		}
 	})
 	t.Run("plain layout, missing layer", func(t *testing.T) {
 		dir, set := writeBundle(t, nil)
