@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -446,5 +447,46 @@ func TestWriteFileFuncHoldsToItsSize(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%q under a 5-byte header: %v", tc.wrote, err)
 		}
+	}
+}
+
+// DropUnsignedBytes: without a signature right after ferry.json, the head
+// lets go of ferry.json's bytes at the first manifest; a signature there
+// keeps them; one after the manifests is refused. Without it (ferry sign),
+// the bytes stay.
+func TestDropUnsignedBytes(t *testing.T) {
+	t.Parallel()
+	entries := bundleEntries(t)
+	sig := entry{tar.Header{Typeflag: tar.TypeReg, Name: FileSignature, Size: 3, Mode: 0o444}, []byte("sig")}
+	head := func(entries []entry, drop bool) (*Head, error) {
+		tr, err := NewTarReader(bytes.NewReader(writeEntries(entries)), "test.tar")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if drop {
+			tr.DropUnsignedBytes()
+		}
+		return tr.ReadHead()
+	}
+	h, err := head(entries, true)
+	if err != nil || h.ManifestFile != nil || h.Manifest == nil {
+		t.Fatalf("unsigned, dropping: bytes held %v, parsed %v, %v; want parsed, not held", h != nil && h.ManifestFile != nil, h != nil && h.Manifest != nil, err)
+	}
+	if h, err := head(entries, false); err != nil || h.ManifestFile == nil {
+		t.Fatalf("unsigned, for ferry sign: bytes held %v, %v; want held", err == nil && h.ManifestFile != nil, err)
+	}
+	signed := append(slices.Clone(entries[:3]), sig)
+	signed = append(signed, entries[3:]...)
+	if h, err := head(signed, true); err != nil || h.ManifestFile == nil || string(h.Signature) != "sig" {
+		t.Fatalf("signed: bytes held %v, %v; want held with the signature", err == nil && h.ManifestFile != nil, err)
+	}
+	// The signature between the manifests and the first config: too late.
+	late := append(slices.Clone(entries[:4]), sig)
+	late = append(late, entries[4:]...)
+	if _, err := head(late, true); !errors.Is(err, ErrInvalidLayout) || !strings.Contains(err.Error(), FileSignature) {
+		t.Fatalf("signature after the manifests: %v, want ErrInvalidLayout naming %s", err, FileSignature)
+	}
+	if h, err := head(late, false); err != nil || string(h.Signature) != "sig" {
+		t.Fatalf("signature after the manifests, for ferry sign: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 // ferry.json and every manifest, and that they agree. It reads no config or
 // layer. The report's Problems are empty when the head is sound.
 func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
+	tr.DropUnsignedBytes() // kept only for the signature check
 	head, err := tr.ReadHead()
 	if err != nil {
 		return nil, Invalid(err)
