@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -598,7 +599,7 @@ func countDistinct(repos []repoGraph) (int, int64) {
 	for _, r := range repos {
 		all = append(all, r.descs...)
 	}
-	slices.SortFunc(all, func(a, b *ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	slices.SortFunc(all, func(a, b *ocispec.Descriptor) int { return cmp.Compare(a.Digest, b.Digest) })
 	var n int
 	var size int64
 	for i, d := range all {

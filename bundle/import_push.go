@@ -2,16 +2,17 @@ package bundle
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -103,8 +104,8 @@ func groupByDigest(missing []RepoBlob) (groups [][]int32, total int64) {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	digestOf := func(i int32) string { return string(missing[i].Desc.Digest) }
-	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(digestOf(a), digestOf(b)) })
+	digestOf := func(i int32) digest.Digest { return missing[i].Desc.Digest }
+	slices.SortStableFunc(idx, func(a, b int32) int { return cmp.Compare(digestOf(a), digestOf(b)) })
 	for start := 0; start < len(idx); {
 		end := start + 1
 		for end < len(idx) && digestOf(idx[end]) == digestOf(idx[start]) {

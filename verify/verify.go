@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -445,7 +446,7 @@ func (rep *Report) collectDescs() {
 	for _, img := range rep.Images {
 		all = append(all, img.Graph...)
 	}
-	slices.SortStableFunc(all, func(a, b *ocispec.Descriptor) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	slices.SortStableFunc(all, func(a, b *ocispec.Descriptor) int { return cmp.Compare(a.Digest, b.Digest) })
 	out := all[:0]
 	var named digest.Digest // the last blob named with two sizes
 	for _, d := range all {
@@ -608,7 +609,7 @@ func (rep *Report) checkManifest(idx *ocispec.Index) {
 
 // uses reports whether an image's graph references d.
 func (rep *Report) uses(d digest.Digest) bool {
-	_, ok := slices.BinarySearchFunc(rep.descs, d, func(e *ocispec.Descriptor, d digest.Digest) int { return strings.Compare(string(e.Digest), string(d)) })
+	_, ok := slices.BinarySearchFunc(rep.descs, d, func(e *ocispec.Descriptor, d digest.Digest) int { return cmp.Compare(e.Digest, d) })
 	return ok
 }
 

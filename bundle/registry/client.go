@@ -242,13 +242,6 @@ func (rs *repositories) forget(e entry) {
 	}
 }
 
-// len is the number of entries, live or awaiting their cleanup.
-func (rs *repositories) len() int {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return len(rs.m)
-}
-
 // Registry returns an oras-go registry client for host, for listing
 // repositories and tags (ferry inventory).
 func (c *Client) Registry(host string) (*remote.Registry, error) {

@@ -38,9 +38,14 @@ func TestRepositorySharedWhileHeldThenReleased(t *testing.T) {
 	// Cleanups run after a collection, on their own goroutine: wait for
 	// the count to fall, with a deadline.
 	deadline := time.Now().Add(20 * time.Second)
-	for c.repos.len() > 1 {
+	cached := func() int {
+		c.repos.mu.Lock()
+		defer c.repos.mu.Unlock()
+		return len(c.repos.m)
+	}
+	for cached() > 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d repositories still cached after the callers let them go, want 1 (the one held)", c.repos.len())
+			t.Fatalf("%d repositories still cached after the callers let them go, want 1 (the one held)", cached())
 		}
 		runtime.GC()
 		runtime.Gosched()
