@@ -2,6 +2,7 @@ package delta
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 
@@ -36,16 +37,12 @@ func New() *Baseline {
 func Load(paths ...string) (*Baseline, error) {
 	b := New()
 	for _, p := range paths {
-		data, err := readBaseline(p)
+		m, sum, err := readBaseline(p)
 		if err != nil {
 			return nil, err
 		}
-		m, err := spec.ParseBytes(data, p)
-		if err != nil {
-			return nil, fmt.Errorf("baseline %w", err)
-		}
 		b.Add(m)
-		b.Files = append(b.Files, digest.FromBytes(data))
+		b.Files = append(b.Files, sum)
 	}
 	sort.Slice(b.Files, func(i, j int) bool { return b.Files[i] < b.Files[j] })
 	return b, nil
@@ -102,20 +99,26 @@ func Save(path string, m *spec.Manifest) error {
 	return layout.WriteFileBytes(path, 0o644, data)
 }
 
-// readBaseline reads a baseline file, refusing one over spec.MaxSize by its
-// size before reading it.
-func readBaseline(path string) ([]byte, error) {
+// readBaseline parses a baseline file as a stream, refusing one over
+// spec.MaxSize by its size before reading it, and returns the digest of
+// its bytes.
+func readBaseline(path string) (*spec.Manifest, digest.Digest, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading baseline: %w", err)
+		return nil, "", fmt.Errorf("reading baseline: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading baseline: %w", err)
+		return nil, "", fmt.Errorf("reading baseline: %w", err)
 	}
 	if fi.Size() > spec.MaxSize {
-		return nil, fmt.Errorf("baseline %s: %w: %d bytes, more than %d", path, spec.ErrTooLarge, fi.Size(), spec.MaxSize)
+		return nil, "", fmt.Errorf("baseline %s: %w: %d bytes, more than %d", path, spec.ErrTooLarge, fi.Size(), spec.MaxSize)
 	}
-	return spec.ReadCappedHint(f, spec.MaxSize, fi.Size(), path)
+	h := digest.Canonical.Digester()
+	m, err := spec.Parse(io.TeeReader(f, h.Hash()), path)
+	if err != nil {
+		return nil, "", fmt.Errorf("baseline %w", err)
+	}
+	return m, h.Digest(), nil
 }

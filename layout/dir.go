@@ -366,11 +366,28 @@ func (d *Dir) writeBuffered(name string, encode func(io.Writer) error) error {
 // BundleManifest reads ferry.json. A plain OCI layout has none: the error
 // then wraps fs.ErrNotExist.
 func (d *Dir) BundleManifest() (*spec.Manifest, error) {
-	data, err := d.BundleFile()
+	f, err := d.OpenBundleFile()
 	if err != nil {
 		return nil, err
 	}
-	return spec.ParseBytes(data, filepath.Join(d.root, FileBundle))
+	defer f.Close()
+	return spec.Parse(f, filepath.Join(d.root, FileBundle))
+}
+
+// OpenBundleFile opens ferry.json to be read as a stream (spec.Parse),
+// refused by its size on disk before a byte is read; the error wraps
+// fs.ErrNotExist when there is none.
+func (d *Dir) OpenBundleFile() (io.ReadCloser, error) {
+	path := filepath.Join(d.root, FileBundle)
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > spec.MaxSize {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, fi.Size(), spec.MaxSize)
+	}
+	return f, nil
 }
 
 // BundleFile reads ferry.json's bytes, as they were signed, capped at

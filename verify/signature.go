@@ -58,6 +58,13 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 // It returns ErrUnsigned for no signature, ErrBadSignature when no key
 // verifies it, and the index of the key that did.
 func CheckSignature(manifest, sig []byte, keys []crypto.PublicKey) (int, error) {
+	return checkSignature(sha256.Sum256(manifest), func() ([]byte, error) { return manifest, nil }, sig, keys)
+}
+
+// checkSignature is CheckSignature of the bytes whose SHA-256 is sum, which
+// whole returns: only an Ed25519 key needs them, and only then are they
+// read.
+func checkSignature(sum [sha256.Size]byte, whole func() ([]byte, error), sig []byte, keys []crypto.PublicKey) (int, error) {
 	if len(sig) == 0 {
 		return -1, fmt.Errorf("%w: no %s beside ferry.json", ErrUnsigned, "ferry.json.sig")
 	}
@@ -65,7 +72,6 @@ func CheckSignature(manifest, sig []byte, keys []crypto.PublicKey) (int, error) 
 	if dec, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(sig))); err == nil {
 		raw = dec
 	}
-	sum := sha256.Sum256(manifest)
 	for i, k := range keys {
 		switch k := k.(type) {
 		case *ecdsa.PublicKey:
@@ -73,7 +79,14 @@ func CheckSignature(manifest, sig []byte, keys []crypto.PublicKey) (int, error) 
 				return i, nil
 			}
 		case ed25519.PublicKey:
-			if len(raw) == ed25519.SignatureSize && ed25519.Verify(k, manifest, raw) {
+			if len(raw) != ed25519.SignatureSize {
+				continue
+			}
+			manifest, err := whole()
+			if err != nil {
+				return -1, err
+			}
+			if ed25519.Verify(k, manifest, raw) {
 				return i, nil
 			}
 		}

@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"regexp"
@@ -58,8 +61,11 @@ type Source interface {
 	Name() string
 	Exists(desc ocispec.Descriptor) (bool, error)
 	Index() (*ocispec.Index, error)
-	// BundleFile is ferry.json's bytes; Signature, ferry.json.sig's. Each
-	// error wraps fs.ErrNotExist when the file is not there.
+	// OpenBundleFile opens ferry.json, to be parsed as a stream;
+	// BundleFile reads its bytes, for a signature that needs them whole;
+	// Signature reads ferry.json.sig's. Each error wraps fs.ErrNotExist
+	// when the file is not there.
+	OpenBundleFile() (io.ReadCloser, error)
 	BundleFile() ([]byte, error)
 	Signature() ([]byte, error)
 }
@@ -201,24 +207,49 @@ func (r *Report) CheckSignature(keys []crypto.PublicKey) error {
 	if r.released {
 		return ErrReleased
 	}
-	data := r.manifestFile
-	if data == nil && r.reread != nil && len(r.signature) > 0 {
-		var err error
-		if data, err = r.reread(); err == nil && digest.FromBytes(data) != r.manifestSum {
-			err = fmt.Errorf("%w: ferry.json changed while the bundle was being checked", ErrBadSignature)
-		}
-		if err != nil {
-			r.add(Problem{File: layout.FileBundle, Err: err})
-			return r.Err()
-		}
-	}
-	i, err := CheckSignature(data, r.signature, keys)
+	i, err := r.checkSignature(keys)
 	if err != nil {
-		r.add(Problem{File: layout.FileSignature, Err: err})
+		file := layout.FileSignature
+		if errors.Is(err, errChanged) || !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrUnsigned) {
+			file = layout.FileBundle
+		}
+		r.add(Problem{File: file, Err: err})
 		return r.Err()
 	}
 	r.SignedBy = i
 	return nil
+}
+
+// errChanged: ferry.json, read again for its signature, is not what was
+// parsed.
+var errChanged = fmt.Errorf("%w: ferry.json changed while the bundle was being checked", ErrBadSignature)
+
+// checkSignature checks the signature over the bytes kept (a tarball's), or
+// else over the digest of those parsed from a directory, reading them
+// again only for an Ed25519 key, which needs them whole.
+func (r *Report) checkSignature(keys []crypto.PublicKey) (int, error) {
+	if r.manifestFile != nil || r.reread == nil || len(r.signature) == 0 {
+		return CheckSignature(r.manifestFile, r.signature, keys)
+	}
+	if r.manifestSum == "" { // it did not parse: check the bytes as they are
+		data, err := r.reread()
+		if err != nil {
+			return -1, err
+		}
+		return CheckSignature(data, r.signature, keys)
+	}
+	sum, err := hex.DecodeString(r.manifestSum.Encoded())
+	if err != nil || r.manifestSum.Algorithm() != digest.SHA256 || len(sum) != sha256.Size {
+		return -1, fmt.Errorf("%w: ferry.json's digest %q", ErrBadSignature, r.manifestSum)
+	}
+	whole := func() ([]byte, error) {
+		data, err := r.reread()
+		if err == nil && digest.FromBytes(data) != r.manifestSum {
+			err = errChanged
+		}
+		return data, err
+	}
+	return checkSignature([sha256.Size]byte(sum), whole, r.signature, keys)
 }
 
 // ErrReleased: CheckSignature after ReleaseSignedBytes.
@@ -325,6 +356,22 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 	return rep, nil
 }
 
+// parseBundleFile parses ferry.json as a stream, never held whole (35 MB
+// for 30,000 images), and returns the digest of the bytes parsed.
+func parseBundleFile(src Source) (*spec.Manifest, digest.Digest, error) {
+	f, err := src.OpenBundleFile()
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	h := digest.Canonical.Digester()
+	m, err := spec.Parse(io.TeeReader(f, h.Hash()), filepath.Join(src.Name(), layout.FileBundle))
+	if err != nil {
+		return nil, "", err
+	}
+	return m, h.Digest(), nil
+}
+
 // Structure checks everything but the configs' and layers' bytes: the
 // layout, index.json, every manifest (read and verified), that every blob
 // a manifest references is present or omitted by ferry.json, and that
@@ -336,11 +383,8 @@ func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor,
 	}
 	// The graph keeps no manifest's bytes: a directory can be read again.
 	rep := &Report{Graph: layout.NewGraphOver(src), HasManifestFile: true, SignedBy: -1}
-	data, err := src.BundleFile()
-	if err == nil {
-		rep.manifestSum, rep.reread = digest.FromBytes(data), src.BundleFile
-		rep.Manifest, err = spec.ParseBytes(data, filepath.Join(src.Name(), layout.FileBundle))
-	}
+	rep.Manifest, rep.manifestSum, err = parseBundleFile(src)
+	rep.reread = src.BundleFile
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A plain OCI layout written by another tool.

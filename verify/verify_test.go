@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -287,54 +288,85 @@ func wantProblem(t *testing.T, rep *Report, what, why, image string) {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// A report on a directory holds no ferry.json bytes through the walk: the
-// signature check reads them again, and refuses bytes other than those
-// that were parsed. After ReleaseSignedBytes a check says so rather than
+// A report on a directory holds no ferry.json bytes through the walk, and
+// checks the signature over what was parsed: an ECDSA key needs only the
+// digest taken while parsing, and nothing is read again; an Ed25519 key
+// needs the bytes, read again and refused when they are not those that
+// were parsed. After ReleaseSignedBytes a check says so rather than
 // checking nothing.
 func TestSignedBytesAreNotHeld(t *testing.T) {
 	t.Parallel()
-	root, _ := writeBundle(t, nil)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest, err := os.ReadFile(filepath.Join(root, layout.FileBundle))
+	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(manifest)
-	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, layout.FileSignature), []byte(base64.StdEncoding.EncodeToString(sig)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	keys := []crypto.PublicKey{&key.PublicKey}
+	for name, k := range map[string]struct {
+		pub  crypto.PublicKey
+		sign func(manifest []byte) []byte
+	}{
+		"ecdsa": {&ec.PublicKey, func(m []byte) []byte {
+			sum := sha256.Sum256(m)
+			sig, err := ecdsa.SignASN1(rand.Reader, ec, sum[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sig
+		}},
+		"ed25519": {edPub, func(m []byte) []byte { return ed25519.Sign(edPriv, m) }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root, _ := writeBundle(t, nil)
+			file := filepath.Join(root, layout.FileBundle)
+			manifest, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := base64.StdEncoding.EncodeToString(k.sign(manifest))
+			if err := os.WriteFile(filepath.Join(root, layout.FileSignature), []byte(sig), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			keys := []crypto.PublicKey{k.pub}
 
-	rep := check(t, root)
-	if rep.manifestFile != nil {
-		t.Error("the report holds ferry.json's bytes")
-	}
-	if err := rep.CheckSignature(keys); err != nil || rep.SignedBy != 0 {
-		t.Fatalf("a signed bundle: %v (signed by %d)", err, rep.SignedBy)
-	}
+			rep := check(t, root)
+			if rep.manifestFile != nil {
+				t.Error("the report holds ferry.json's bytes")
+			}
+			if err := rep.CheckSignature(keys); err != nil || rep.SignedBy != 0 {
+				t.Fatalf("a signed bundle: %v (signed by %d)", err, rep.SignedBy)
+			}
 
-	// Another ferry.json is parsed, and the signed one is back by the time
-	// the signature is checked: the check is over what was parsed.
-	if err := os.WriteFile(filepath.Join(root, layout.FileBundle), append(manifest, ' '), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rep = check(t, root)
-	if err := os.WriteFile(filepath.Join(root, layout.FileBundle), manifest, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := rep.CheckSignature(keys); !errors.Is(err, ErrBadSignature) {
-		t.Errorf("ferry.json swapped under the check: %v", err)
-	}
+			// Another ferry.json is parsed, and the signed one is back by
+			// the time the signature is checked: the check is over what was
+			// parsed.
+			if err := os.WriteFile(file, append(manifest, ' '), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep = check(t, root)
+			if err := os.WriteFile(file, manifest, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.CheckSignature(keys); !errors.Is(err, ErrBadSignature) {
+				t.Errorf("ferry.json swapped under the check: %v", err)
+			}
 
-	rep.ReleaseSignedBytes()
-	if err := rep.CheckSignature(keys); !errors.Is(err, ErrReleased) {
-		t.Errorf("a check after the release: %v", err)
+			// Parsed, then gone: only Ed25519 reads it again.
+			rep = check(t, root)
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			err = rep.CheckSignature(keys)
+			if ed := name == "ed25519"; ed != (err != nil) {
+				t.Errorf("ferry.json gone after it was parsed: %v", err)
+			}
+
+			rep.ReleaseSignedBytes()
+			if err := rep.CheckSignature(keys); !errors.Is(err, ErrReleased) {
+				t.Errorf("a check after the release: %v", err)
+			}
+		})
 	}
 }

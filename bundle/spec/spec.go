@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -300,65 +299,68 @@ func (o *Indented) Close() error {
 	return o.err
 }
 
-// Parse reads a ferry.json (or a baseline) of at most MaxSize bytes. name
-// is used in errors. It refuses unknown format versions (ErrUnsupported),
-// and, wrapping ErrInvalid, a document that does not parse, malformed
-// digests, negative sizes and blobs listed twice; it ignores fields it does
-// not know.
+// Parse reads a ferry.json (or a baseline) of at most MaxSize bytes as a
+// stream (decode.go): a value at a time, never the whole text at once.
+// name is used in errors. It refuses unknown format versions
+// (ErrUnsupported), and, wrapping ErrInvalid, a document that does not
+// parse or is not UTF-8, a known key given twice, malformed digests,
+// negative sizes and blobs listed twice; it ignores fields it does not
+// know. It reads r to its end: a reader teed into a digest has then seen
+// every byte.
 func Parse(r io.Reader, name string) (*Manifest, error) {
-	data, err := ReadCapped(r, MaxSize, name)
+	m, err := decode(r, name)
 	if err != nil {
 		return nil, err
 	}
-	return ParseBytes(data, name)
+	if err := m.check(name); err != nil {
+		return nil, err
+	}
+	m.Sort()
+	m.clip()
+	return m, nil
 }
 
 // ParseBytes is Parse of a document already read (and kept, as a signature
-// check needs it): it is not copied again.
+// check needs it).
 func ParseBytes(data []byte, name string) (*Manifest, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, MaxSize)
 	}
+	return Parse(bytes.NewReader(data), name)
+}
+
+// check applies the format's rules to a decoded manifest.
+func (m *Manifest) check(name string) error {
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%s: %w: %s", name, ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	if !utf8.Valid(data) {
-		return nil, invalid("not valid UTF-8")
-	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, invalid("does not parse: %v", err)
-	}
-	if err := requireBlobKeys(data); err != nil {
-		return nil, invalid("%v", err)
-	}
 	if m.MediaType != MediaType {
-		return nil, fmt.Errorf("%s: %w: mediaType %q (this ferry reads %q; a newer bundle needs a newer ferry)", name, ErrUnsupported, m.MediaType, MediaType)
+		return fmt.Errorf("%s: %w: mediaType %q (this ferry reads %q; a newer bundle needs a newer ferry)", name, ErrUnsupported, m.MediaType, MediaType)
 	}
 	for _, img := range m.Images {
 		if img.Reference == "" {
-			return nil, invalid("image with an empty reference")
+			return invalid("image with an empty reference")
 		}
 		if err := ValidateDigest(img.Digest); err != nil {
-			return nil, fmt.Errorf("%s: %w: image %s: %w", name, ErrInvalid, img.Reference, err)
+			return fmt.Errorf("%s: %w: image %s: %w", name, ErrInvalid, img.Reference, err)
 		}
 	}
 	seen := make(map[digest.Digest]bool, len(m.Blobs))
 	for _, b := range m.Blobs {
 		if err := ValidateDigest(b.Digest); err != nil {
-			return nil, fmt.Errorf("%s: %w: blob: %w", name, ErrInvalid, err)
+			return fmt.Errorf("%s: %w: blob: %w", name, ErrInvalid, err)
 		}
 		if b.Size < 0 {
-			return nil, invalid("blob %s: negative size %d", b.Digest, b.Size)
+			return invalid("blob %s: negative size %d", b.Digest, b.Size)
 		}
 		if seen[b.Digest] {
-			return nil, invalid("blob %s is listed twice", b.Digest)
+			return invalid("blob %s is listed twice", b.Digest)
 		}
 		seen[b.Digest] = true
 	}
 	for _, d := range m.Baselines {
 		if err := ValidateDigest(d); err != nil {
-			return nil, fmt.Errorf("%s: %w: baseline: %w", name, ErrInvalid, err)
+			return fmt.Errorf("%s: %w: baseline: %w", name, ErrInvalid, err)
 		}
 	}
 	type key struct {
@@ -368,57 +370,59 @@ func ParseBytes(data []byte, name string) (*Manifest, error) {
 	seenRef := map[key]bool{}
 	for _, r := range m.Referrers {
 		if err := ValidateDigest(r.Subject); err != nil {
-			return nil, fmt.Errorf("%s: %w: referrer subject: %w", name, ErrInvalid, err)
+			return fmt.Errorf("%s: %w: referrer subject: %w", name, ErrInvalid, err)
 		}
 		if err := ValidateDigest(r.Descriptor.Digest); err != nil {
-			return nil, fmt.Errorf("%s: %w: referrer: %w", name, ErrInvalid, err)
+			return fmt.Errorf("%s: %w: referrer: %w", name, ErrInvalid, err)
 		}
 		if r.Descriptor.Size < 0 || r.Repository == "" {
-			return nil, invalid("referrer %s: negative size or no repository", r.Descriptor.Digest)
+			return invalid("referrer %s: negative size or no repository", r.Descriptor.Digest)
 		}
 		k := key{r.Repository, r.Descriptor.Digest}
 		if seenRef[k] {
-			return nil, invalid("referrer %s is listed twice for %s", r.Descriptor.Digest, r.Repository)
+			return invalid("referrer %s is listed twice for %s", r.Descriptor.Digest, r.Repository)
 		}
 		seenRef[k] = true
 	}
-	m.Sort()
-	m.share()
-	return &m, nil
+	return nil
 }
 
-// share makes equal strings one: the media types and repositories that
-// thousands of entries repeat, and each image's digest with its blob's,
-// and trims the lists to their length. A ferry.json of tens of thousands
-// of images, kept for a whole import, is then held without its
-// repetitions or the decoder's slack.
-func (m *Manifest) share() {
-	strs := map[string]string{}
-	one := func(s string) string {
-		if c, ok := strs[s]; ok {
-			return c
-		}
-		strs[s] = s
-		return s
+// strs makes equal strings one: the media types and repositories that
+// thousands of entries repeat, and each image's digest with its blob's. A
+// ferry.json of tens of thousands of images, kept for a whole import, is
+// then held without its repetitions; the decoder interns each entry as it
+// goes, so they are never all held at once either.
+type strs map[string]string
+
+func (s strs) one(v string) string {
+	if c, ok := s[v]; ok {
+		return c
 	}
-	oneDigest := func(d digest.Digest) digest.Digest { return digest.Digest(one(string(d))) }
-	for i := range m.Blobs {
-		b := &m.Blobs[i]
-		b.Digest, b.MediaType = oneDigest(b.Digest), one(b.MediaType)
-		for j, r := range b.Repositories {
-			b.Repositories[j] = one(r)
-		}
+	s[v] = v
+	return v
+}
+
+func (s strs) digest(d digest.Digest) digest.Digest { return digest.Digest(s.one(string(d))) }
+
+func (s strs) blob(b *Blob) {
+	b.Digest, b.MediaType = s.digest(b.Digest), s.one(b.MediaType)
+	for j, r := range b.Repositories {
+		b.Repositories[j] = s.one(r)
 	}
-	for i := range m.Images {
-		img := &m.Images[i]
-		img.Digest, img.MediaType = oneDigest(img.Digest), one(img.MediaType)
-	}
-	for i := range m.Referrers {
-		r := &m.Referrers[i]
-		r.Repository, r.Subject = one(r.Repository), oneDigest(r.Subject)
-		r.Descriptor.Digest, r.Descriptor.MediaType = oneDigest(r.Descriptor.Digest), one(r.Descriptor.MediaType)
-		r.Descriptor.ArtifactType = one(r.Descriptor.ArtifactType)
-	}
+}
+
+func (s strs) image(img *Image) {
+	img.Digest, img.MediaType = s.digest(img.Digest), s.one(img.MediaType)
+}
+
+func (s strs) referrer(r *Referrer) {
+	r.Repository, r.Subject = s.one(r.Repository), s.digest(r.Subject)
+	r.Descriptor.Digest, r.Descriptor.MediaType = s.digest(r.Descriptor.Digest), s.one(r.Descriptor.MediaType)
+	r.Descriptor.ArtifactType = s.one(r.Descriptor.ArtifactType)
+}
+
+// clip trims the lists to their length, without the decoder's slack.
+func (m *Manifest) clip() {
 	m.Images, m.Blobs, m.Referrers = slices.Clip(slices.Clone(m.Images)), slices.Clip(slices.Clone(m.Blobs)), slices.Clip(slices.Clone(m.Referrers))
 }
 
@@ -427,25 +431,20 @@ func (m *Manifest) share() {
 // as false: omitted).
 var blobKeys = []string{"digest", "size", "included"}
 
-// requireBlobKeys refuses a blob entry that lacks one of blobKeys, naming
-// the keys it has that ferry does not know (the misspelling, most often).
-// Unknown keys elsewhere are ignored, as the format says.
-func requireBlobKeys(data []byte) error {
-	// Presence only, three bytes an entry: a map per entry held a
-	// ferry.json of 100,000 blobs several times over while it was checked.
-	// (Keys match as the decoder matches them, whatever their case.)
-	var raw struct {
-		Blobs []struct{ Digest, Size, Included keySeen } `json:"blobs"`
+// requireBlobKeys refuses blobs[i], whose text is raw, when it lacks one
+// of blobKeys, naming the keys it has that ferry does not know (the
+// misspelling, most often). Unknown keys elsewhere are ignored, as the
+// format says. (Keys match as the decoder matches them, whatever their
+// case.)
+func requireBlobKeys(raw []byte, i int) error {
+	var has struct{ Digest, Size, Included keySeen }
+	if err := json.Unmarshal(raw, &has); err != nil {
+		return fmt.Errorf("blobs[%d]: %v", i, err)
 	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return err
+	if has.Digest && has.Size && has.Included {
+		return nil
 	}
-	for i, b := range raw.Blobs {
-		if !b.Digest || !b.Size || !b.Included {
-			return missingBlobKey(data, i)
-		}
-	}
-	return nil
+	return missingBlobKey(raw, i)
 }
 
 // keySeen records that a key was there, whatever its value.
@@ -456,17 +455,11 @@ func (k *keySeen) UnmarshalJSON([]byte) error {
 	return nil
 }
 
-// missingBlobKey says which of blobKeys blobs[i] lacks, and which keys it
-// has that ferry does not know.
-func missingBlobKey(data []byte, i int) error {
-	var raw struct {
-		Blobs []json.RawMessage `json:"blobs"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return err
-	}
+// missingBlobKey says which of blobKeys blobs[i] (raw) lacks, and which
+// keys it has that ferry does not know.
+func missingBlobKey(raw []byte, i int) error {
 	var b map[string]json.RawMessage
-	if err := json.Unmarshal(raw.Blobs[i], &b); err != nil {
+	if err := json.Unmarshal(raw, &b); err != nil {
 		return fmt.Errorf("blobs[%d]: %v", i, err)
 	}
 	has := map[string]bool{}
