@@ -2,7 +2,6 @@ package delta
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"sort"
 
@@ -115,10 +114,9 @@ func readBaseline(path string) (*spec.Manifest, digest.Digest, error) {
 	if fi.Size() > spec.MaxSize {
 		return nil, "", fmt.Errorf("baseline %s: %w: %d bytes, more than %d", path, spec.ErrTooLarge, fi.Size(), spec.MaxSize)
 	}
-	h := digest.Canonical.Digester()
-	m, err := spec.Parse(io.TeeReader(f, h.Hash()), path)
+	m, sum, err := spec.ParseSum(f, path)
 	if err != nil {
 		return nil, "", fmt.Errorf("baseline %w", err)
 	}
-	return m, h.Digest(), nil
+	return m, digest.NewDigestFromBytes(digest.SHA256, sum[:]), nil
 }

@@ -378,16 +378,8 @@ func (d *Dir) BundleManifest() (*spec.Manifest, error) {
 // refused by its size on disk before a byte is read; the error wraps
 // fs.ErrNotExist when there is none.
 func (d *Dir) OpenBundleFile() (io.ReadCloser, error) {
-	path := filepath.Join(d.root, FileBundle)
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi, err := f.Stat(); err == nil && fi.Size() > spec.MaxSize {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, fi.Size(), spec.MaxSize)
-	}
-	return f, nil
+	f, _, err := openCapped(filepath.Join(d.root, FileBundle), spec.MaxSize)
+	return f, err
 }
 
 // BundleFile reads ferry.json's bytes, as they were signed, capped at
@@ -408,21 +400,32 @@ func (d *Dir) WriteSignature(sig []byte) error {
 }
 
 func readFileCapped(path string, limit int64) ([]byte, error) {
-	f, err := openRegular(path)
+	f, size, err := openCapped(path, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	// Refused by its size, before a byte of it is read; read into one
-	// slice of its size on disk (a ferry.json of tens of MiB is not held
-	// twice while it is read).
+	// Read into one slice of its size on disk (a ferry.json of tens of
+	// MiB is not held twice while it is read).
+	return spec.ReadCappedHint(f, limit, size, path)
+}
+
+// openCapped opens a regular file of the bundle, refused by its size
+// (returned; 0 when unknown) before a byte of it is read when that is over
+// limit.
+func openCapped(path string, limit int64) (*os.File, int64, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, 0, err
+	}
 	var size int64
 	if fi, err := f.Stat(); err == nil {
 		if size = fi.Size(); size > limit {
-			return nil, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, size, limit)
+			f.Close()
+			return nil, 0, fmt.Errorf("%s: %w: %d bytes, more than %d", path, ErrTooLarge, size, limit)
 		}
 	}
-	return spec.ReadCappedHint(f, limit, size, path)
+	return f, size, nil
 }
 
 // ErrNotRegular: a bundle file that is a FIFO, a device, a directory or a

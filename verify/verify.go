@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -165,7 +164,7 @@ type Report struct {
 	// again to check the signature, and held to manifestSum, the digest
 	// of the bytes that were parsed (reread).
 	manifestFile, signature []byte
-	manifestSum             digest.Digest
+	manifestSum             [sha256.Size]byte
 	reread                  func() ([]byte, error)
 	released                bool // ReleaseSignedBytes has dropped manifestFile
 	// Graph holds every manifest read.
@@ -207,12 +206,8 @@ func (r *Report) CheckSignature(keys []crypto.PublicKey) error {
 	if r.released {
 		return ErrReleased
 	}
-	i, err := r.checkSignature(keys)
+	i, file, err := r.checkSignature(keys)
 	if err != nil {
-		file := layout.FileSignature
-		if errors.Is(err, errChanged) || !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrUnsigned) {
-			file = layout.FileBundle
-		}
 		r.add(Problem{File: file, Err: err})
 		return r.Err()
 	}
@@ -220,36 +215,41 @@ func (r *Report) CheckSignature(keys []crypto.PublicKey) error {
 	return nil
 }
 
-// errChanged: ferry.json, read again for its signature, is not what was
-// parsed.
-var errChanged = fmt.Errorf("%w: ferry.json changed while the bundle was being checked", ErrBadSignature)
-
 // checkSignature checks the signature over the bytes kept (a tarball's), or
 // else over the digest of those parsed from a directory, reading them
-// again only for an Ed25519 key, which needs them whole.
-func (r *Report) checkSignature(keys []crypto.PublicKey) (int, error) {
-	if r.manifestFile != nil || r.reread == nil || len(r.signature) == 0 {
-		return CheckSignature(r.manifestFile, r.signature, keys)
-	}
-	if r.manifestSum == "" { // it did not parse: check the bytes as they are
-		data, err := r.reread()
-		if err != nil {
-			return -1, err
-		}
-		return CheckSignature(data, r.signature, keys)
-	}
-	sum, err := hex.DecodeString(r.manifestSum.Encoded())
-	if err != nil || r.manifestSum.Algorithm() != digest.SHA256 || len(sum) != sha256.Size {
-		return -1, fmt.Errorf("%w: ferry.json's digest %q", ErrBadSignature, r.manifestSum)
-	}
+// again only for an Ed25519 key, which needs them whole. It returns the
+// file at fault with an error: ferry.json when it could not be read
+// again, or was not what was parsed; ferry.json.sig otherwise.
+func (r *Report) checkSignature(keys []crypto.PublicKey) (int, string, error) {
+	bundleFault := false
 	whole := func() ([]byte, error) {
 		data, err := r.reread()
-		if err == nil && digest.FromBytes(data) != r.manifestSum {
-			err = errChanged
+		switch {
+		case err != nil:
+			bundleFault = true
+		case r.Manifest != nil && sha256.Sum256(data) != r.manifestSum:
+			bundleFault = true
+			err = fmt.Errorf("%w: ferry.json changed while the bundle was being checked", ErrBadSignature)
 		}
 		return data, err
 	}
-	return checkSignature([sha256.Size]byte(sum), whole, r.signature, keys)
+	var i int
+	var err error
+	switch {
+	case r.manifestFile != nil || r.reread == nil || len(r.signature) == 0:
+		i, err = CheckSignature(r.manifestFile, r.signature, keys)
+	case r.Manifest == nil: // it did not parse: check the bytes as they are
+		var data []byte
+		if data, err = whole(); err == nil {
+			i, err = CheckSignature(data, r.signature, keys)
+		}
+	default:
+		i, err = checkSignature(r.manifestSum, whole, r.signature, keys)
+	}
+	if bundleFault {
+		return i, layout.FileBundle, err
+	}
+	return i, layout.FileSignature, err
 }
 
 // ErrReleased: CheckSignature after ReleaseSignedBytes.
@@ -357,19 +357,14 @@ func Bundle(ctx context.Context, src Source, opts Options) (*Report, error) {
 }
 
 // parseBundleFile parses ferry.json as a stream, never held whole (35 MB
-// for 30,000 images), and returns the digest of the bytes parsed.
-func parseBundleFile(src Source) (*spec.Manifest, digest.Digest, error) {
+// for 30,000 images), and returns the SHA-256 of the bytes parsed.
+func parseBundleFile(src Source) (*spec.Manifest, [sha256.Size]byte, error) {
 	f, err := src.OpenBundleFile()
 	if err != nil {
-		return nil, "", err
+		return nil, [sha256.Size]byte{}, err
 	}
 	defer f.Close()
-	h := digest.Canonical.Digester()
-	m, err := spec.Parse(io.TeeReader(f, h.Hash()), filepath.Join(src.Name(), layout.FileBundle))
-	if err != nil {
-		return nil, "", err
-	}
-	return m, h.Digest(), nil
+	return spec.ParseSum(f, filepath.Join(src.Name(), layout.FileBundle))
 }
 
 // Structure checks everything but the configs' and layers' bytes: the

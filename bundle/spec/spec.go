@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -318,6 +319,17 @@ func Parse(r io.Reader, name string) (*Manifest, error) {
 	m.Sort()
 	m.clip()
 	return m, nil
+}
+
+// ParseSum is Parse that also returns the SHA-256 of the bytes read: what
+// names a baseline, and what a signature over ferry.json signs.
+func ParseSum(r io.Reader, name string) (*Manifest, [sha256.Size]byte, error) {
+	h := sha256.New()
+	m, err := Parse(io.TeeReader(r, h), name)
+	if err != nil {
+		return nil, [sha256.Size]byte{}, err
+	}
+	return m, [sha256.Size]byte(h.Sum(nil)), nil
 }
 
 // ParseBytes is Parse of a document already read (and kept, as a signature
