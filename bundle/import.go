@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-oci/ferry/bundle/registry"
 	"github.com/ferry-oci/ferry/bundle/registry/harbor"
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
@@ -254,10 +255,10 @@ type importPlan struct {
 	presentIn map[digest.Digest]string
 	// manifestsMissing holds each manifest the destination lacks, in its
 	// repository.
-	manifestsMissing map[inRepo]bool
+	manifestsMissing *pairSet
 	// sent holds each digest the import sends (once, whatever the number
 	// of repositories), for the summary.
-	sent map[digest.Digest]bool
+	sent *spec.BlobSet
 	// referrers are the bundle's; referrersThere, the keys of those the
 	// destination lists already.
 	referrers      []TargetReferrer
@@ -284,8 +285,8 @@ func (imp *importer) plan(ctx context.Context, targets []Target, res *ImportResu
 	if res.Tags, err = imp.planTags(ctx, targets, imp.opts.NoOverwrite); err != nil {
 		return nil, err
 	}
-	imp.known = provablyThere(targets, res.Tags, imp.opts)
-	p := &importPlan{repos: groupByRepository(targets, imp.referrers), referrers: imp.referrers, sent: map[digest.Digest]bool{}}
+	imp.known = provablyThere(imp.report.Manifest, targets, res.Tags, imp.opts)
+	p := &importPlan{repos: groupByRepository(targets, imp.referrers), referrers: imp.referrers, sent: spec.NewBlobSet(imp.report.Manifest)}
 	if err := imp.missingBlobs(ctx, p, targets, res); err != nil {
 		return nil, err
 	}
@@ -366,7 +367,7 @@ func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagA
 	}
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing[key] || byTag[key] {
+			if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing.has(key) || byTag[key] {
 				continue
 			}
 			d := *d
@@ -566,17 +567,17 @@ type inRepo struct {
 // (and ferry pushes children first). A re-import then costs one tag lookup
 // an image, and a delta requests in proportion to what changed. A dry run
 // (verify --against) and --verify-first check everything instead.
-func provablyThere(targets []Target, tags []TagAction, opts ImportOptions) map[inRepo]bool {
-	known := map[inRepo]bool{}
+func provablyThere(m *spec.Manifest, targets []Target, tags []TagAction, opts ImportOptions) *pairSet {
 	if opts.DryRun || opts.VerifyFirst {
-		return known
+		return nil
 	}
+	known := newPairSet(m)
 	for _, a := range tags {
 		if a.Current == "" || a.Current != a.Target.Root.Digest {
 			continue
 		}
 		for _, d := range a.Target.Graph {
-			known[inRepo{a.Target.Dest.Repository, d.Digest}] = true
+			known.add(inRepo{a.Target.Dest.Repository, d.Digest})
 		}
 	}
 	return known
@@ -584,8 +585,7 @@ func provablyThere(targets []Target, tags []TagAction, opts ImportOptions) map[i
 
 // send counts d as sent, once per digest.
 func (p *importPlan) send(d ocispec.Descriptor, sum *ImportSummary) {
-	if !p.sent[d.Digest] {
-		p.sent[d.Digest] = true
+	if p.sent.Add(d.Digest) {
 		sum.Sent++
 		sum.SentBytes += d.Size
 	}
@@ -669,7 +669,7 @@ type importer struct {
 	sourceHosts []string
 	// known holds what is provably at the destination already, in its
 	// repository (provablyThere): never asked for.
-	known map[inRepo]bool
+	known *pairSet
 	// sources caches, per digest, the repositories an omitted blob may be
 	// mounted from (mountSources).
 	sources sync.Map

@@ -126,7 +126,7 @@ func (imp *importer) checkQuotas(ctx context.Context, api *harbor.API, p *import
 	}
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if p.manifestsMissing[inRepo{r.name, d.Digest}] {
+			if p.manifestsMissing.has(inRepo{r.name, d.Digest}) {
 				add(r.name, d.Digest, d.Size)
 			}
 		}

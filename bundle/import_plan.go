@@ -111,7 +111,7 @@ func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, erro
 			state[i] = blobForeign
 			continue
 		}
-		if imp.known[inRepo{rb.Repository, rb.Desc.Digest}] {
+		if imp.known.has(inRepo{rb.Repository, rb.Desc.Digest}) {
 			state[i] = blobPresent // below a manifest the repository holds: provably there
 			continue
 		}

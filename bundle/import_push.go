@@ -252,7 +252,7 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, m := range all {
-		if imp.known[inRepo{m.repo, m.desc.Digest}] {
+		if imp.known.has(inRepo{m.repo, m.desc.Digest}) {
 			continue // provably there
 		}
 		eg.Go(func() error {
@@ -271,13 +271,13 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 	if err := eg.Wait(); err != nil {
 		return err
 	}
-	p.manifestsMissing = map[inRepo]bool{}
+	p.manifestsMissing = newPairSet(imp.report.Manifest)
 	for i, m := range all {
 		if !missing[i] {
 			sum.ManifestsPresent++
 			continue
 		}
-		p.manifestsMissing[inRepo{m.repo, m.desc.Digest}] = true
+		p.manifestsMissing.add(inRepo{m.repo, m.desc.Digest})
 		sum.ManifestsPushed++
 		p.send(m.desc, sum)
 	}
@@ -300,7 +300,7 @@ func (imp *importer) pushManifests(ctx context.Context, p *importPlan, tags []Ta
 				return err
 			}
 			for _, d := range r.descs {
-				if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing[key] || byTag[key] {
+				if key := (inRepo{r.name, d.Digest}); !p.manifestsMissing.has(key) || byTag[key] {
 					continue
 				}
 				data, err := imp.manifest(ectx, *d)

@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 	"github.com/ferry-oci/ferry/verify"
 )
@@ -31,7 +32,15 @@ type streamWindow struct {
 	eg     errgroup.Group
 	failed atomic.Bool
 	mu     sync.Mutex
-	later  []func() error // mounts whose source is still being uploaded
+	later  []laterMount // mounts whose source is still being uploaded
+}
+
+// laterMount is a mount into rb's repository from one where an upload is
+// under way: a struct, not a closure, as there can be one for every
+// repository × shared layer.
+type laterMount struct {
+	rb   RepoBlob
+	from string
 }
 
 func newStreamWindow(jobs int) *streamWindow {
@@ -55,14 +64,15 @@ func (w *streamWindow) start(f func() error) {
 }
 
 // wait waits for everything started, then, unless something failed, runs
-// the mounts left for later, spread over the window too.
-func (w *streamWindow) wait() error {
+// the mounts left for later with mount, spread over the window too.
+func (w *streamWindow) wait(mount func(RepoBlob, string) error) error {
 	if err := w.eg.Wait(); err != nil || w.failed.Load() {
 		return err
 	}
-	for _, f := range w.later {
-		w.start(f)
+	for _, m := range w.later {
+		w.start(func() error { return mount(m.rb, m.from) })
 	}
+	w.later = nil
 	return w.eg.Wait()
 }
 
@@ -85,7 +95,7 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 	for _, rb := range p.missing {
 		need[rb.Desc.Digest] = append(need[rb.Desc.Digest], rb)
 	}
-	seen := map[digest.Digest]bool{}
+	seen := spec.NewBlobSet(imp.report.Manifest)
 	imp.prog.Start("import", total)
 	defer imp.prog.Done()
 	w := newStreamWindow(imp.jobs)
@@ -95,7 +105,7 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 	}
 	// The uploads under way finish whatever happened: each verifies
 	// itself, and a re-run skips what they stored.
-	if werr := w.wait(); err == nil {
+	if werr := w.wait(func(rb RepoBlob, from string) error { return imp.mountOrPush(ctx, rb, from) }); err == nil {
 		err = werr
 	}
 	if err != nil {
@@ -107,7 +117,7 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 // readStream reads the tarball's blobs in order, marking each in seen, and
 // hands their uploads and mounts to w. It stops at the first failure, its
 // own or one in w.
-func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[digest.Digest][]RepoBlob, seen map[digest.Digest]bool, w *streamWindow) error {
+func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[digest.Digest][]RepoBlob, seen *spec.BlobSet, w *streamWindow) error {
 	for !w.failed.Load() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -145,7 +155,7 @@ func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[dig
 				return imp.bundleFault(desc, err)
 			}
 		}
-		seen[desc.Digest] = true
+		seen.Add(desc.Digest)
 		for _, rb := range targets {
 			w.start(func() error { return imp.mountOrPush(ctx, rb, from) })
 		}
@@ -176,7 +186,7 @@ func (imp *importer) pushBuffered(ctx context.Context, desc ocispec.Descriptor, 
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, rb := range targets[1:] {
-			w.later = append(w.later, func() error { return imp.mountOrPush(ctx, rb, first) })
+			w.later = append(w.later, laterMount{rb, first})
 		}
 		return nil
 	})

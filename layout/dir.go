@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -508,6 +509,7 @@ func parseIndex(r io.Reader, hint int64, name string) (*ocispec.Index, error) {
 	if idx.SchemaVersion != 2 {
 		return nil, fmt.Errorf("%s: %w: schemaVersion %d, want 2", name, ErrInvalidLayout, idx.SchemaVersion)
 	}
+	one := map[string]string{}
 	for i, desc := range idx.Manifests {
 		if err := ValidateDescriptor(desc); err != nil {
 			return nil, fmt.Errorf("%s: manifests[%d]: %w", name, i, err)
@@ -515,8 +517,39 @@ func parseIndex(r io.Reader, hint int64, name string) (*ocispec.Index, error) {
 		if !IsManifest(desc.MediaType) {
 			return nil, fmt.Errorf("%s: manifests[%d] (%s): %w: media type %q is not a manifest or index", name, i, desc.Digest, ErrInvalidLayout, desc.MediaType)
 		}
+		shareIndexStrings(&idx.Manifests[i], one)
 	}
 	return &idx, nil
+}
+
+// shareIndexStrings has desc keep one copy of what every entry of an
+// index.json repeats: its media type, its annotations' keys, and a value
+// equal to another of its own (containerd's image name is the reference
+// name). Tens of thousands of entries then hold their references, not
+// the rest again.
+func shareIndexStrings(desc *ocispec.Descriptor, one map[string]string) {
+	share := func(v string) string {
+		if c, ok := one[v]; ok {
+			return c
+		}
+		one[v] = v
+		return v
+	}
+	desc.MediaType = share(desc.MediaType)
+	if len(desc.Annotations) == 0 {
+		return
+	}
+	shared := make(map[string]string, len(desc.Annotations))
+	var values []string
+	for k, v := range desc.Annotations {
+		if i := slices.Index(values, v); i >= 0 {
+			v = values[i]
+		} else {
+			values = append(values, v)
+		}
+		shared[share(k)] = v
+	}
+	desc.Annotations = shared
 }
 
 // MarshalIndex is the canonical form of index.json: the bytes of

@@ -26,6 +26,9 @@ type Graph struct {
 	reread Fetcher
 	// canonical, when set, returns the copy of a digest to keep.
 	canonical func(digest.Digest) digest.Digest
+	// mediaTypes holds one copy of each media type the children have: a
+	// handful of strings, each repeated by every manifest.
+	mediaTypes map[string]string
 }
 
 // ShareDigests makes the graph keep, for each digest its manifests
@@ -53,7 +56,7 @@ func (g *Graph) IsConfig(d digest.Digest) bool {
 // NewGraph returns an empty graph that keeps the bytes of every manifest
 // it reads.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[digest.Digest]*node{}, configs: map[digest.Digest]bool{}}
+	return &Graph{nodes: map[digest.Digest]*node{}, configs: map[digest.Digest]bool{}, mediaTypes: map[string]string{}}
 }
 
 // NewGraphOver returns an empty graph over a bundle that can be read
@@ -141,10 +144,16 @@ func (g *Graph) store(desc ocispec.Descriptor, data []byte, keep bool) ([]ocispe
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.canonical != nil {
-		for i := range children {
+	for i := range children {
+		if g.canonical != nil {
 			children[i].Digest = g.canonical(children[i].Digest)
 		}
+		mt, ok := g.mediaTypes[children[i].MediaType]
+		if !ok {
+			mt = children[i].MediaType
+			g.mediaTypes[mt] = mt
+		}
+		children[i].MediaType = mt
 	}
 	g.nodes[desc.Digest] = &node{data: data, children: children}
 	if !IsIndex(desc.MediaType) && desc.MediaType != mediaTypeOCIArtifact && len(children) > 0 {
@@ -223,7 +232,9 @@ func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor
 	}
 	if h, ok := f.(heldManifests); ok {
 		if data, ok := h.heldManifest(desc.Digest); ok && int64(len(data)) == desc.Size {
-			return g.store(desc, data, true) // verified as it was read: shared, not copied
+			// Verified as it was read: shared, not copied, unless the
+			// graph reads it again when asked.
+			return g.store(desc, data, g.reread == nil)
 		}
 	}
 	data, err := ReadManifest(ctx, f, desc)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -359,6 +360,44 @@ func TestParseIndex(t *testing.T) {
 	} {
 		if _, err := ParseIndex(strings.NewReader(in), "index.json"); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// index.json's entries share what they repeat, and keep every value.
+func TestParseIndexSharesRepeatedStrings(t *testing.T) {
+	t.Parallel()
+	var idx ocispec.Index
+	for i := range 3 {
+		ref := "docker.io/library/app:" + strconv.Itoa(i)
+		idx.Manifests = append(idx.Manifests, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(ref), Size: 1,
+			Annotations: map[string]string{ocispec.AnnotationRefName: ref, "io.containerd.image.name": ref, "other": "x" + strconv.Itoa(i)}})
+	}
+	data, err := MarshalIndex(&idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseIndex(bytes.NewReader(data), FileIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+	for i, m := range got.Manifests {
+		if !maps.Equal(m.Annotations, idx.Manifests[i].Annotations) || m.MediaType != ocispec.MediaTypeImageManifest {
+			t.Fatalf("entry %d: %v %v, want %v", i, m.MediaType, m.Annotations, idx.Manifests[i].Annotations)
+		}
+		if !same(m.MediaType, got.Manifests[0].MediaType) {
+			t.Errorf("entry %d holds its own copy of its media type", i)
+		}
+		if !same(m.Annotations[ocispec.AnnotationRefName], m.Annotations["io.containerd.image.name"]) {
+			t.Errorf("entry %d holds its reference twice", i)
+		}
+		for k := range m.Annotations {
+			for k0 := range got.Manifests[0].Annotations {
+				if k == k0 && !same(k, k0) {
+					t.Errorf("entry %d holds its own copy of the key %s", i, k)
+				}
+			}
 		}
 	}
 }

@@ -11,11 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-oci/ferry/bundle/spec"
@@ -140,6 +143,12 @@ func TestTarReaderRefusesUnsafeEntries(t *testing.T) {
 		{"fifo", inject(entry{tar.Header{Typeflag: tar.TypeFifo, Name: "fifo"}, nil}), ErrUnsafeEntry, "not a regular file"},
 		{"duplicate blob", append(append([]entry{}, base...), base[len(base)-1]), ErrUnsafeEntry, "twice"},
 		{"duplicate index.json", append(append([]entry{}, base...), base[1]), ErrUnsafeEntry, "twice"},
+		{"duplicate manifest, after the head", append(append([]entry{}, base...), base[3]), ErrUnsafeEntry, "twice"},
+		{"duplicate blob, spelt ./", append(append([]entry{}, base...), func() entry {
+			e := base[len(base)-1]
+			e.hdr.Name = "./" + e.hdr.Name
+			return e
+		}()), ErrUnsafeEntry, "twice"},
 		{"flipped byte in a layer", replace(layer, func(e *entry) { e.body = bytes.Clone(e.body); e.body[10] ^= 1 }), ErrDigestMismatch, layer},
 		{"layer longer than ferry.json says", replace(layer, func(e *entry) { e.body = append(bytes.Clone(e.body), 1); e.hdr.Size++ }), ErrSizeMismatch, layer},
 		{"blob before metadata", append([]entry{base[len(base)-1]}, base[:len(base)-1]...), nil, "before the bundle's metadata"},
@@ -424,6 +433,108 @@ func TestGraphSharesTheHeadsManifests(t *testing.T) {
 	}
 	if walked == 0 {
 		t.Fatal("the walk read no manifest of the head")
+	}
+}
+
+// The children of different manifests share one copy of each media type,
+// a signature's as much as a layer's: a mirror signs every image.
+func TestGraphSharesMediaTypes(t *testing.T) {
+	t.Parallel()
+	const sigType = "application/vnd.dev.cosign.simplesigning.v1+json"
+	store := memFetcher{}
+	put := func(mt string, data []byte) ocispec.Descriptor {
+		store[digest.FromBytes(data)] = data
+		return ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(data), Size: int64(len(data))}
+	}
+	config := put(ocispec.MediaTypeImageConfig, []byte("{}"))
+	g := NewGraph()
+	var held []string
+	for i := range 3 {
+		payload := put(sigType, []byte(strconv.Itoa(i)))
+		data, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+			Config: config, Layers: []ocispec.Descriptor{payload}})
+		descs, err := g.Walk(context.Background(), store, put(ocispec.MediaTypeImageManifest, data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, descs[1].MediaType)
+	}
+	for i, mt := range held {
+		if mt != sigType || unsafe.StringData(mt) != unsafe.StringData(held[0]) {
+			t.Errorf("manifest %d's signature holds its own copy of its media type %q", i, mt)
+		}
+	}
+}
+
+// Over a tarball that can be read again, the graph holds no manifest's
+// bytes once the head lets go of them: they are read again from the file
+// when asked for, verified again. A gzipped one keeps them: it cannot.
+func TestGraphOverATarballReadsManifestsAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := writeEntries(bundleEntries(t))
+	dir := t.TempDir()
+	plain, gz := filepath.Join(dir, "b.tar"), filepath.Join(dir, "b.tar.gz")
+	var zbuf bytes.Buffer
+	zw := gzipWriter(&zbuf)
+	zw.Write(data)
+	zw.Close()
+	for p, b := range map[string][]byte{plain: data, gz: zbuf.Bytes()} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// walk reads the head of the tarball at p into a graph as verify.Head
+	// does and returns the graph, the head and the image's root.
+	walk := func(p string) (*Graph, *Head, ocispec.Descriptor) {
+		t.Helper()
+		tr, err := OpenTar(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		head, err := tr.ReadHead()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := NewGraph()
+		if again := tr.Again(); again != nil {
+			g = NewGraphOver(again)
+		}
+		root := head.Index.Manifests[0]
+		if _, err := g.Walk(ctx, head, root); err != nil {
+			t.Fatal(err)
+		}
+		tr.ReleaseManifests()
+		return g, head, root
+	}
+
+	g, head, root := walk(plain)
+	want := head.Index.Manifests[0]
+	if _, held := g.Manifest(root.Digest); held || head.Exists(want) {
+		t.Fatalf("over %s, the graph or the head still holds the manifest's bytes", plain)
+	}
+	got, err := g.Bytes(ctx, root)
+	if err != nil {
+		t.Fatalf("reading the manifest again: %v", err)
+	}
+	if digest.FromBytes(got) != root.Digest {
+		t.Fatal("read again, the manifest has other bytes")
+	}
+	// Changed in the file since: refused, naming the entry.
+	at := bytes.Index(data, got)
+	changed := bytes.Clone(data)
+	changed[at+1] ^= 0x20
+	if err := os.WriteFile(plain, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Bytes(ctx, root); !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), BlobName(root.Digest)) {
+		t.Errorf("a manifest changed since it was read: %v, want a digest mismatch naming its entry", err)
+	}
+
+	zg, zhead, zroot := walk(gz)
+	if _, held := zg.Manifest(zroot.Digest); !held || !zhead.Exists(zroot) {
+		t.Errorf("over %s, which cannot be read again, the manifest's bytes are gone", gz)
 	}
 }
 

@@ -28,11 +28,14 @@ var ErrUnsafeEntry = errors.New("unsafe tar entry")
 // and indexes that follow them), then each blob, verified as it is read.
 // Every entry is checked before its bytes are used.
 type TarReader struct {
-	name    string
-	where   func() string // the volume being read, for split sets
-	tr      *tar.Reader
-	closer  io.Closer
+	name   string
+	where  func() string // the volume being read, for split sets
+	tr     *tar.Reader
+	closer io.Closer
+	// seen holds the names of the entries met, but for the blobs
+	// ferry.json lists: those are a bit each in blobs.
 	seen    map[string]bool
+	blobs   *spec.BlobSet
 	head    *Head
 	partial *spec.Manifest // ferry.json while the head is being read
 	pending *tar.Header
@@ -41,14 +44,15 @@ type TarReader struct {
 	// For Reopen: pos counts the bytes of the (uncompressed) tarball the
 	// tar reader has consumed, so right after a header it is where that
 	// entry's data starts (dataStart); offsets holds that place for each
-	// blob handed out. section opens n bytes of the tarball at an offset
-	// when it can be read again (an uncompressed file or split set); nil
-	// otherwise.
+	// blob read so far, by its place in ferry.json's blobs (0: not read;
+	// no entry's data starts at 0), when the tarball can be read again.
+	// section opens n bytes of the tarball at an offset when it can be
+	// read again (an uncompressed file or split set); nil otherwise.
 	pos       *posReader
 	gzipped   bool
 	dataStart int64
 	section   func(off, n int64) (io.ReadCloser, error)
-	offsets   map[digest.Digest]int64
+	offsets   []int64
 	// limit bounds the uncompressed bytes the tarball can hold, from its
 	// size on the medium (a gzip stream expands at most 1032 times); -1
 	// when unknown (standard input). No entry may declare more.
@@ -109,6 +113,34 @@ func (t *TarReader) ReleaseSignedBytes() {
 func (t *TarReader) ReleaseIndex() {
 	if t.head != nil {
 		t.head.Index = nil
+	}
+}
+
+// Again is where a tarball that can be read again (CanReopen) serves its
+// manifests and blobs a second time, each verified: a graph over it
+// (NewGraphOver) need not hold the manifests' bytes. Nil for one that
+// cannot.
+func (t *TarReader) Again() Fetcher {
+	if !t.CanReopen() {
+		return nil
+	}
+	return again{t}
+}
+
+type again struct{ t *TarReader }
+
+func (a again) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	return a.t.Reopen(ctx, desc)
+}
+
+// ReleaseManifests drops the head's manifests once a graph over Again has
+// walked them, when the tarball can be read again: at 30,000 images they
+// are 17 MB an import would otherwise hold to its end. The head's Fetch
+// and Exists know none of them from then on. A tarball that cannot be
+// read again keeps them.
+func (t *TarReader) ReleaseManifests() {
+	if t.head != nil && t.CanReopen() {
+		t.head.manifests = nil
 	}
 }
 
@@ -204,7 +236,7 @@ func NewTarReader(r io.Reader, name string) (*TarReader, error) {
 	}
 	pos := &posReader{r: src}
 	return &TarReader{name: name, where: func() string { return "" }, tr: tar.NewReader(pos), seen: map[string]bool{},
-		pos: pos, gzipped: gzipped, offsets: map[digest.Digest]int64{}, limit: -1}, nil
+		pos: pos, gzipped: gzipped, limit: -1}, nil
 }
 
 // Close closes the files behind the reader.
@@ -275,13 +307,31 @@ func (t *TarReader) next() (*tar.Header, error) {
 		if t.limit >= 0 && t.pos.n+hdr.Size > t.limit {
 			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: it declares %d bytes, more than the rest of the bundle can hold (%d bytes on the medium)", ErrUnsafeEntry, hdr.Size, t.limit-t.pos.n))
 		}
-		if t.seen[name] {
+		if t.repeated(name) {
 			return nil, t.wrap(hdr.Name, fmt.Errorf("%w: the entry appears twice", ErrUnsafeEntry))
 		}
-		t.seen[name] = true
 		hdr.Name = name
 		return hdr, nil
 	}
+}
+
+// repeated records that entry name went by and reports whether it had
+// before. A blob's entry before ferry.json is recorded by name; ReadHead
+// refuses it, so no blob is recorded both ways.
+func (t *TarReader) repeated(name string) bool {
+	if m := t.head0(); m != nil {
+		if d, ok := blobDigest(name); ok {
+			if t.blobs == nil {
+				t.blobs = spec.NewBlobSet(m)
+			}
+			return !t.blobs.Add(d)
+		}
+	}
+	if t.seen[name] {
+		return true
+	}
+	t.seen[name] = true
+	return false
 }
 
 // cleanEntryName refuses absolute names and names with ".." and returns
@@ -366,7 +416,7 @@ func (t *TarReader) ReadHead() (*Head, error) {
 		if err != nil {
 			return nil, t.wrap(hdr.Name, err)
 		}
-		h.manifests[d] = data
+		h.manifests[desc.Digest] = data
 	}
 	switch {
 	case !layoutSeen:
@@ -419,19 +469,29 @@ func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
 	return true, nil
 }
 
-// describe checks a blob entry against ferry.json and returns its descriptor.
+// describe checks a blob entry against ferry.json and returns its
+// descriptor, with ferry.json's copy of the digest. For Reopen, it notes
+// where the entry's data starts.
 func (t *TarReader) describe(hdr *tar.Header, d digest.Digest) (ocispec.Descriptor, error) {
-	b, ok := t.head0().Blob(d)
+	m := t.head0()
+	i, ok := m.BlobIndex(d)
 	if !ok {
 		return ocispec.Descriptor{}, t.errorf(hdr.Name, "ferry.json does not list this blob")
 	}
+	b := m.Blobs[i]
 	if !b.Included {
 		return ocispec.Descriptor{}, t.errorf(hdr.Name, "ferry.json marks this blob as omitted, yet it is in the tarball")
 	}
 	if b.Size != hdr.Size {
 		return ocispec.Descriptor{}, t.wrap(hdr.Name, fmt.Errorf("%w: the entry has %d bytes, ferry.json says %d", ErrSizeMismatch, hdr.Size, b.Size))
 	}
-	return ocispec.Descriptor{MediaType: b.MediaType, Digest: d, Size: b.Size}, nil
+	if t.section != nil {
+		if t.offsets == nil {
+			t.offsets = make([]int64, len(m.Blobs))
+		}
+		t.offsets[i] = t.dataStart
+	}
+	return ocispec.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size}, nil
 }
 
 // head0 is the ferry.json being read, during or after ReadHead.
@@ -480,7 +540,6 @@ func (t *TarReader) NextBlob() (ocispec.Descriptor, io.Reader, error) {
 		if err != nil {
 			return ocispec.Descriptor{}, nil, t.wrap(hdr.Name, err)
 		}
-		t.offsets[d] = t.dataStart
 		name := hdr.Name
 		t.last = entryReader{vr, func(err error) error { return t.wrap(name, err) }}
 		return desc, t.last, nil
@@ -509,8 +568,13 @@ func (t *TarReader) Reopen(ctx context.Context, desc ocispec.Descriptor) (io.Rea
 	if t.section == nil {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, ErrNotReopenable)
 	}
-	off, ok := t.offsets[desc.Digest]
-	if !ok {
+	var off int64
+	if m := t.head0(); m != nil && t.offsets != nil {
+		if i, ok := m.BlobIndex(desc.Digest); ok {
+			off = t.offsets[i]
+		}
+	}
+	if off == 0 {
 		return nil, fmt.Errorf("blob %s: %w (not among the blobs read so far)", desc.Digest, ErrBlobNotFound)
 	}
 	// Errors name the tarball as given, not the volume the stream is in.

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -21,27 +21,32 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 	if err != nil {
 		return nil, Invalid(err)
 	}
-	rep := &Report{Graph: layout.NewGraph(), Manifest: head.Manifest, HasManifestFile: true, SignedBy: -1,
-		manifestFile: head.ManifestFile, signature: head.Signature, seen: map[digest.Digest]bool{}}
+	// A tarball that can be read again serves its manifests again when
+	// they are pushed: the graph holds none of their bytes.
+	graph := layout.NewGraph()
+	if again := tr.Again(); again != nil {
+		graph = layout.NewGraphOver(again)
+	}
+	rep := &Report{Graph: graph, Manifest: head.Manifest, HasManifestFile: true, SignedBy: -1,
+		manifestFile: head.ManifestFile, signature: head.Signature, seen: spec.NewBlobSet(head.Manifest)}
 	rep.shareDigests()
 	if err := rep.walk(ctx, head, head.Index); err != nil {
 		return nil, err
 	}
 	for _, d := range rep.descs {
-		if head.Exists(*d) {
-			rep.seen[d.Digest] = true
+		if head.Exists(*d) && rep.seen.Add(d.Digest) {
 			rep.Blobs++
 			rep.Bytes += d.Size
 		}
 	}
 	rep.checkManifest(head.Index)
+	tr.ReleaseManifests()
 	return rep, nil
 }
 
 // seen records that blob desc went by in the stream, verified.
 func (r *Report) sawBlob(desc ocispec.Descriptor) {
-	if !r.seen[desc.Digest] {
-		r.seen[desc.Digest] = true
+	if r.seen.Add(desc.Digest) {
 		r.Blobs++
 		r.Bytes += desc.Size
 	}
@@ -52,10 +57,10 @@ func (r *Report) sawBlob(desc ocispec.Descriptor) {
 // ferry.json omits it. It returns an error wrapping ErrBundleInvalid that
 // names each blob that did not, and the images it breaks; the report is
 // not changed.
-func (r *Report) Unseen(seen map[digest.Digest]bool, name string) error {
+func (r *Report) Unseen(seen *spec.BlobSet, name string) error {
 	var problems []Problem
 	for _, d := range r.descs {
-		if !seen[d.Digest] && !r.seen[d.Digest] && !r.omitted(d.Digest) && !r.foreign(*d) {
+		if !seen.Has(d.Digest) && !r.seen.Has(d.Digest) && !r.omitted(d.Digest) && !r.foreign(*d) {
 			problems = append(problems, r.blobProblemOf(d.Digest, neverWentBy(name)))
 		}
 	}
@@ -71,7 +76,7 @@ func neverWentBy(name string) error {
 func (r *Report) finish(name string) {
 	for _, d := range r.descs {
 		switch {
-		case r.seen[d.Digest]:
+		case r.seen.Has(d.Digest):
 		case r.foreign(*d):
 			r.Foreign++
 		case r.omitted(d.Digest):

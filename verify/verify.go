@@ -188,7 +188,7 @@ type Report struct {
 	usersOnce sync.Once
 	users     map[digest.Digest][]string
 	// seen records the blobs that went by, for streams.
-	seen map[digest.Digest]bool
+	seen *spec.BlobSet
 }
 
 // Signed reports whether the bundle has a signature (checked or not).

@@ -150,8 +150,7 @@ func (m *Manifest) IsReferrer(d digest.Digest) bool {
 
 // Blob returns the entry for d, if the bundle lists it.
 func (m *Manifest) Blob(d digest.Digest) (Blob, bool) {
-	i := sort.Search(len(m.Blobs), func(i int) bool { return m.Blobs[i].Digest >= d })
-	if i < len(m.Blobs) && m.Blobs[i].Digest == d {
+	if i, ok := m.BlobIndex(d); ok {
 		return m.Blobs[i], true
 	}
 	return Blob{}, false

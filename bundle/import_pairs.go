@@ -1,0 +1,61 @@
+package bundle
+
+import (
+	"github.com/ferry-oci/ferry/bundle/spec"
+)
+
+// pairSet is a set of digests in destination repositories: the plan's sets
+// of tens of thousands of pairs (what is provably there, which manifests
+// are missing). A pair is one 8-byte key, the repository's number and the
+// digest's place in ferry.json's blobs, not a map entry of two strings; a
+// digest ferry.json does not list is kept as it is. Reads may run
+// concurrently; writes may not. A nil set holds nothing.
+type pairSet struct {
+	m     *spec.Manifest
+	repos map[string]uint32
+	keys  map[uint64]struct{}
+	other map[inRepo]struct{}
+}
+
+func newPairSet(m *spec.Manifest) *pairSet {
+	return &pairSet{m: m, repos: map[string]uint32{}, keys: map[uint64]struct{}{}, other: map[inRepo]struct{}{}}
+}
+
+// blob is p's digest's place in ferry.json, if it lists it.
+func (s *pairSet) blob(p inRepo) (int, bool) {
+	if s.m == nil {
+		return 0, false
+	}
+	return s.m.BlobIndex(p.digest)
+}
+
+func (s *pairSet) add(p inRepo) {
+	i, listed := s.blob(p)
+	if !listed {
+		s.other[p] = struct{}{}
+		return
+	}
+	r, ok := s.repos[p.repo]
+	if !ok {
+		r = uint32(len(s.repos))
+		s.repos[p.repo] = r
+	}
+	s.keys[uint64(r)<<32|uint64(i)] = struct{}{}
+}
+
+func (s *pairSet) has(p inRepo) bool {
+	if s == nil {
+		return false
+	}
+	i, listed := s.blob(p)
+	if !listed {
+		_, ok := s.other[p]
+		return ok
+	}
+	r, ok := s.repos[p.repo]
+	if !ok {
+		return false
+	}
+	_, ok = s.keys[uint64(r)<<32|uint64(i)]
+	return ok
+}
