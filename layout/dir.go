@@ -522,34 +522,27 @@ func parseIndex(r io.Reader, hint int64, name string) (*ocispec.Index, error) {
 	return &idx, nil
 }
 
-// shareIndexStrings has desc keep one copy of what every entry of an
-// index.json repeats: its media type, its annotations' keys, and a value
-// equal to another of its own (containerd's image name is the reference
-// name). Tens of thousands of entries then hold their references, not
-// the rest again.
+// shareIndexStrings has desc keep one copy of what index.json's entries
+// repeat: the media type every entry has (one in one), and an annotation
+// value equal to another of the same entry (containerd's image name is the
+// reference name).
 func shareIndexStrings(desc *ocispec.Descriptor, one map[string]string) {
-	share := func(v string) string {
-		if c, ok := one[v]; ok {
-			return c
-		}
-		one[v] = v
-		return v
+	if c, ok := one[desc.MediaType]; ok {
+		desc.MediaType = c
+	} else {
+		one[desc.MediaType] = desc.MediaType
 	}
-	desc.MediaType = share(desc.MediaType)
-	if len(desc.Annotations) == 0 {
+	if len(desc.Annotations) < 2 {
 		return
 	}
-	shared := make(map[string]string, len(desc.Annotations))
 	var values []string
 	for k, v := range desc.Annotations {
 		if i := slices.Index(values, v); i >= 0 {
-			v = values[i]
+			desc.Annotations[k] = values[i] // a value changed in place
 		} else {
 			values = append(values, v)
 		}
-		shared[share(k)] = v
 	}
-	desc.Annotations = shared
 }
 
 // MarshalIndex is the canonical form of index.json: the bytes of

@@ -39,7 +39,7 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 			rep.Bytes += d.Size
 		}
 	}
-	rep.checkManifest(head.Index)
+	rep.checkManifest()
 	tr.ReleaseManifests()
 	return rep, nil
 }

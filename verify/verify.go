@@ -429,15 +429,19 @@ func Structure(ctx context.Context, src Source) (*Report, []*ocispec.Descriptor,
 			rep.blobProblem(d.Digest, why)
 		}
 	}
-	rep.checkManifest(idx)
+	rep.checkManifest()
 	return rep, present, nil
 }
 
 // walk reads every image's graph through f and records which images use
-// each blob.
+// each blob. It lets go of each entry's annotations in idx once it has
+// read them (Image keeps their Name and Subject): the index is the
+// caller's, read for this walk, and at 30,000 images those maps are 10 MB
+// held through it.
 func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Index) error {
 	rep.Images = slices.Grow(rep.Images, len(idx.Manifests)) // held to the end: at its size
-	for _, root := range idx.Manifests {
+	for i, root := range idx.Manifests {
+		idx.Manifests[i].Annotations = nil
 		img := Image{Name: RefName(root), Root: root}
 		if s := root.Annotations[layout.AnnotationReferrerSubject]; s != "" {
 			img.Subject = digest.Digest(s)
@@ -586,24 +590,30 @@ func (w progressWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// checkManifest holds ferry.json against index.json and the graphs.
-func (rep *Report) checkManifest(idx *ocispec.Index) {
+// checkManifest holds ferry.json against index.json (as the walk read it
+// into Images) and the graphs.
+func (rep *Report) checkManifest() {
 	descs := rep.descs
 	m := rep.Manifest
 	if m == nil {
 		return
 	}
+	inFerry := make(map[digest.Digest]bool, len(m.Referrers))
+	for _, r := range m.Referrers {
+		inFerry[r.Descriptor.Digest] = true
+	}
 	inIndex := map[string]digest.Digest{}
 	referrers := map[digest.Digest]bool{}
-	for _, d := range idx.Manifests {
-		if s := d.Annotations[layout.AnnotationReferrerSubject]; s != "" {
-			referrers[d.Digest] = true
-			if !m.IsReferrer(d.Digest) {
-				rep.add(Problem{Digest: d.Digest, File: layout.FileIndex, Err: errors.New("index.json lists this referrer but ferry.json does not")})
+	for _, img := range rep.Images {
+		d := img.Root.Digest
+		if img.Subject != "" {
+			referrers[d] = true
+			if !inFerry[d] {
+				rep.add(Problem{Digest: d, File: layout.FileIndex, Err: errors.New("index.json lists this referrer but ferry.json does not")})
 			}
 			continue
 		}
-		inIndex[RefName(d)] = d.Digest
+		inIndex[img.Name] = d
 	}
 	for _, r := range m.Referrers {
 		if !referrers[r.Descriptor.Digest] {

@@ -271,6 +271,71 @@ func TestProblemsNameTheBlobAndTheImages(t *testing.T) {
 	})
 }
 
+// index.json and ferry.json must list the same referrers, each either way.
+func TestReferrersAgree(t *testing.T) {
+	t.Parallel()
+	// asReferrer lists the first image's manifest in index.json a second
+	// time, as a referrer of the second image's, and in ferry.json if
+	// inFerry; ferry.json also lists a referrer that is not there if stray.
+	asReferrer := func(inFerry, stray bool) func(m *spec.Manifest, idx *ocispec.Index) {
+		return func(m *spec.Manifest, idx *ocispec.Index) {
+			r, subject := idx.Manifests[0], idx.Manifests[1].Digest
+			r.Annotations = map[string]string{layout.AnnotationReferrerSubject: subject.String()}
+			idx.Manifests = append(idx.Manifests, r)
+			if inFerry {
+				m.Referrers = append(m.Referrers, spec.Referrer{Repository: "team/app1", Subject: subject, Descriptor: ocispec.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size}})
+			}
+			if stray {
+				m.Referrers = append(m.Referrers, spec.Referrer{Repository: "team/app1", Subject: subject, Descriptor: ocispec.Descriptor{MediaType: r.MediaType, Digest: digest.FromString("stray"), Size: 5}})
+			}
+		}
+	}
+	root, _ := writeBundle(t, asReferrer(true, false))
+	if rep := check(t, root); !rep.OK() {
+		t.Fatalf("a referrer both list: %v", rep.Err())
+	}
+	root, _ = writeBundle(t, asReferrer(false, false))
+	wantProblem(t, check(t, root), "index.json", "lists this referrer but ferry.json does not", "")
+	root, _ = writeBundle(t, asReferrer(true, true))
+	wantProblem(t, check(t, root), digest.FromString("stray").Encoded(), "ferry.json lists this referrer", "but index.json does not")
+}
+
+// heldIndex is a bundle directory that keeps the index it hands out.
+type heldIndex struct {
+	*layout.Dir
+	idx *ocispec.Index
+}
+
+func (h *heldIndex) Index() (*ocispec.Index, error) {
+	var err error
+	h.idx, err = h.Dir.Index()
+	return h.idx, err
+}
+
+// The walk keeps each image's name, not index.json's map per image it
+// was read from (10 MB at 30,000 images).
+func TestWalkLetsGoOfIndexAnnotations(t *testing.T) {
+	t.Parallel()
+	root, set := writeBundle(t, nil)
+	dir, err := layout.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &heldIndex{Dir: dir}
+	rep, _, err := Structure(context.Background(), src)
+	if err != nil || !rep.OK() {
+		t.Fatalf("%v %v", err, rep.Err())
+	}
+	for i, d := range src.idx.Manifests {
+		if d.Annotations != nil {
+			t.Errorf("index entry %d still holds its annotations after the walk", i)
+		}
+		if want := "docker.io/" + set.Images[i].Repository + ":" + set.Images[i].Tag; rep.Images[i].Name != want {
+			t.Errorf("image %d is named %q, want %q", i, rep.Images[i].Name, want)
+		}
+	}
+}
+
 func wantProblem(t *testing.T, rep *Report, what, why, image string) {
 	t.Helper()
 	err := rep.Err()

@@ -137,17 +137,6 @@ func (m *Manifest) Sort() {
 	})
 }
 
-// IsReferrer reports whether d is the manifest of a referrer the bundle
-// lists.
-func (m *Manifest) IsReferrer(d digest.Digest) bool {
-	for _, r := range m.Referrers {
-		if r.Descriptor.Digest == d {
-			return true
-		}
-	}
-	return false
-}
-
 // Blob returns the entry for d, if the bundle lists it.
 func (m *Manifest) Blob(d digest.Digest) (Blob, bool) {
 	if i, ok := m.BlobIndex(d); ok {
