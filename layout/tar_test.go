@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -599,5 +600,38 @@ func TestDropUnsignedBytes(t *testing.T) {
 	}
 	if h, err := head(late, false); err != nil || string(h.Signature) != "sig" {
 		t.Fatalf("signature after the manifests, for ferry sign: %v", err)
+	}
+
+	// From a file, ferry.json is parsed as it streams by and read again
+	// when asked for; as unsigned, it is let go of all the same.
+	ferry := entries[2].body
+	dir := t.TempDir()
+	fromFile := func(entries []entry) *Head {
+		t.Helper()
+		p := filepath.Join(dir, strconv.Itoa(len(entries))+".tar")
+		if err := os.WriteFile(p, writeEntries(entries), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := OpenTar(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		tr.DropUnsignedBytes()
+		h, err := tr.ReadHead()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h = fromFile(signed)
+	if h.ManifestFile != nil || h.RereadManifestFile == nil || h.ManifestSum != sha256.Sum256(ferry) || string(h.Signature) != "sig" {
+		t.Fatalf("signed, from a file: bytes held %v, can read again %v, sum right %v", h.ManifestFile != nil, h.RereadManifestFile != nil, h.ManifestSum == sha256.Sum256(ferry))
+	}
+	if again, err := h.RereadManifestFile(); err != nil || !bytes.Equal(again, ferry) {
+		t.Fatalf("ferry.json read again: %v, same bytes %v", err, bytes.Equal(again, ferry))
+	}
+	if h := fromFile(entries); h.ManifestFile != nil || h.RereadManifestFile != nil {
+		t.Fatal("unsigned, from a file: ferry.json is still held or readable")
 	}
 }

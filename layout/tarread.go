@@ -66,8 +66,12 @@ type TarReader struct {
 // manifest when no ferry.json.sig came before it: ferry writes the
 // signature right after ferry.json, and a reader that keeps the bytes only
 // to check a signature need not hold 35 MB (at 30,000 images) through the
-// manifests and the walk. A signature met after that is refused. Call it
-// before ReadHead; a reader that signs the bundle (ferry sign) does not.
+// manifests and the walk. A signature met after that is refused. From a
+// tarball that can be read again (CanReopen), ferry.json is not held at
+// all: it is parsed as it streams by, its SHA-256 kept (ManifestSum), and
+// read again from the file for a signature that needs it whole
+// (RereadManifestFile). Call it before ReadHead; a reader that signs the
+// bundle (ferry sign) does not.
 func (t *TarReader) DropUnsignedBytes() { t.dropUnsigned = true }
 
 // maxDeflateRatio is the most deflate can compress: 1032 to 1.
@@ -85,6 +89,12 @@ type Head struct {
 	// ManifestFile is ferry.json's bytes, as they were signed; Signature,
 	// ferry.json.sig's, or nil when the bundle is not signed.
 	ManifestFile, Signature []byte
+	// ManifestSum is the SHA-256 of ferry.json's bytes as they were parsed,
+	// and RereadManifestFile reads them again from the tarball, when they
+	// are not held (DropUnsignedBytes); RereadManifestFile is nil then
+	// otherwise. What it reads is not checked: compare it with ManifestSum.
+	ManifestSum        [32]byte
+	RereadManifestFile func() ([]byte, error)
 	// manifests holds each manifest and index, verified.
 	manifests map[digest.Digest][]byte
 }
@@ -103,7 +113,7 @@ func (h *Head) Fetch(_ context.Context, desc ocispec.Descriptor) (io.ReadCloser,
 // signature has been checked: an import streams on for a long time after.
 func (t *TarReader) ReleaseSignedBytes() {
 	if t.head != nil {
-		t.head.ManifestFile = nil
+		t.head.ManifestFile, t.head.RereadManifestFile = nil, nil
 	}
 }
 
@@ -393,8 +403,9 @@ func (t *TarReader) ReadHead() (*Head, error) {
 		if !layoutSeen || h.Index == nil || h.Manifest == nil {
 			return nil, t.errorf(hdr.Name, "blob before the bundle's metadata: a ferry tarball starts with oci-layout, index.json and ferry.json; for another tool's archive, extract it (tar -xf) and import the directory")
 		}
-		if t.dropUnsigned && h.Signature == nil && h.ManifestFile != nil {
-			h.ManifestFile, t.unsignedDropped = nil, true // no signature to check them against
+		if t.dropUnsigned && h.Signature == nil && !t.unsignedDropped {
+			// No signature to check them against.
+			h.ManifestFile, h.RereadManifestFile, t.unsignedDropped = nil, nil, true
 		}
 		desc, err := t.describe(hdr, d)
 		if err != nil {
@@ -451,10 +462,13 @@ func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
 		if hdr.Size > spec.MaxSize { // refused by its header, before a byte is read
 			return true, t.wrap("", fmt.Errorf("%s: %w: %d bytes, more than %d", hdr.Name, ErrTooLarge, hdr.Size, spec.MaxSize))
 		}
-		if h.ManifestFile, err = spec.ReadCappedHint(t.tr, spec.MaxSize, hint, hdr.Name); err == nil {
+		if t.dropUnsigned && t.section != nil {
+			h.Manifest, h.ManifestSum, err = spec.ParseSum(t.tr, hdr.Name)
+			h.RereadManifestFile = t.rereader(t.dataStart, hdr.Size, hdr.Name)
+		} else if h.ManifestFile, err = spec.ReadCappedHint(t.tr, spec.MaxSize, hint, hdr.Name); err == nil {
 			h.Manifest, err = spec.ParseBytes(h.ManifestFile, hdr.Name)
-			t.partial = h.Manifest
 		}
+		t.partial = h.Manifest
 	case FileSignature:
 		if t.unsignedDropped {
 			return true, t.errorf(hdr.Name, "%w: the signature comes after the manifests; ferry writes it right after %s: sign the tarball again (ferry sign) to put it there", ErrInvalidLayout, FileBundle)
@@ -467,6 +481,22 @@ func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
 		return true, t.wrap("", err)
 	}
 	return true, nil
+}
+
+// rereader reads the n bytes of entry name at off again, whole.
+func (t *TarReader) rereader(off, n int64, name string) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		rc, err := t.section(off, n)
+		if err != nil {
+			return nil, t.wrap(name, err)
+		}
+		defer rc.Close()
+		data, err := spec.ReadCappedHint(rc, n, n, name)
+		if err != nil {
+			return nil, t.wrap("", err)
+		}
+		return data, nil
+	}
 }
 
 // describe checks a blob entry against ferry.json and returns its

@@ -29,6 +29,9 @@ func Head(ctx context.Context, tr *layout.TarReader) (*Report, error) {
 	}
 	rep := &Report{Graph: graph, Manifest: head.Manifest, HasManifestFile: true, SignedBy: -1,
 		manifestFile: head.ManifestFile, signature: head.Signature, seen: spec.NewBlobSet(head.Manifest)}
+	if head.RereadManifestFile != nil { // not held: read again if a key needs it whole
+		rep.manifestSum, rep.reread = head.ManifestSum, head.RereadManifestFile
+	}
 	rep.shareDigests()
 	if err := rep.walk(ctx, head, head.Index); err != nil {
 		return nil, err

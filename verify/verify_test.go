@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto"
@@ -432,6 +433,74 @@ func TestSignedBytesAreNotHeld(t *testing.T) {
 			if err := rep.CheckSignature(keys); !errors.Is(err, ErrReleased) {
 				t.Errorf("a check after the release: %v", err)
 			}
+
+			// A tarball file: parsed as it streams by, not held; changed
+			// under the check, only Ed25519 reads it again, and refuses it.
+			if err := os.WriteFile(file, manifest, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tarball := filepath.Join(t.TempDir(), "b.tar")
+			writeTarOf(t, root, tarball, nil)
+			rep = check(t, tarball)
+			if rep.manifestFile != nil {
+				t.Error("the report of a tarball file holds ferry.json's bytes")
+			}
+			if err := rep.CheckSignature(keys); err != nil || rep.SignedBy != 0 {
+				t.Fatalf("a signed tarball: %v (signed by %d)", err, rep.SignedBy)
+			}
+			rep = check(t, tarball)
+			changed := bytes.Replace(manifest, []byte(`"creator"`), []byte(`"Creator"`), 1)
+			writeTarOf(t, root, tarball, changed)
+			err = rep.CheckSignature(keys)
+			if ed := name == "ed25519"; ed != errors.Is(err, ErrBadSignature) {
+				t.Errorf("ferry.json changed in the tarball after it was parsed: %v", err)
+			}
 		})
 	}
+}
+
+// writeTarOf writes the directory bundle at root as a ferry tarball at
+// out, in ferry's order, with ferry.json's bytes replaced by manifest when
+// it is not nil.
+func writeTarOf(t *testing.T, root, out string, manifest []byte) {
+	t.Helper()
+	m, err := spec.ParseBytes(mustRead(t, filepath.Join(root, layout.FileBundle)), layout.FileBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{layout.FileOCILayout, layout.FileIndex, layout.FileBundle, layout.FileSignature}
+	for _, manifests := range []bool{true, false} {
+		for _, b := range m.Blobs {
+			if layout.IsManifest(b.MediaType) == manifests {
+				names = append(names, layout.BlobName(b.Digest))
+			}
+		}
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range names {
+		data := mustRead(t, filepath.Join(root, name))
+		if name == layout.FileBundle && manifest != nil {
+			data = manifest
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o444}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -129,6 +129,14 @@ func TestSignedBundles(t *testing.T) {
 		if code, stdout, _ := run("verify", pemDir, "--key", k[1]); code != 0 {
 			t.Fatalf("verify with %s: exit %d %s", k[1], code, stdout)
 		}
+		// A tarball file's ferry.json is not held: Ed25519 reads it again.
+		pemTar := filepath.Join(t.TempDir(), "b.tar")
+		if code, _, stderr := run("export", ref, "-o", pemTar, "--src-plain-http", "--sign-key", k[0]); code != 0 {
+			t.Fatalf("export to a tarball signed with %s: %s", k[0], stderr)
+		}
+		if code, stdout, stderr := run("verify", pemTar, "--key", k[1]); code != 0 || !strings.Contains(stdout, "verified with "+k[1]) {
+			t.Fatalf("verify of a tarball with %s: exit %d %s%s", k[1], code, stdout, stderr)
+		}
 	}
 	// ferry accepts cosign sign-blob's signature over the same ferry.json.
 	blob := filepath.Join(t.TempDir(), "b")
