@@ -27,7 +27,8 @@ type Graph struct {
 	// canonical, when set, returns the copy of a digest to keep.
 	canonical func(digest.Digest) digest.Digest
 	// mediaTypes holds one copy of each media type the children have: a
-	// handful of strings, each repeated by every manifest.
+	// handful of strings, each repeated by every manifest (signatures' and
+	// SBOMs' as much as layers').
 	mediaTypes map[string]string
 }
 

@@ -181,31 +181,6 @@ func Children(desc ocispec.Descriptor, data []byte) ([]ocispec.Descriptor, error
 		if IsIndex(desc.MediaType) && !IsManifest(c.MediaType) {
 			return nil, fail("index entry %s has media type %q, not a manifest", c.Digest, c.MediaType)
 		}
-		children[i].MediaType = internMediaType(c.MediaType)
 	}
 	return children, nil
-}
-
-// commonMediaTypes are the media types nearly every descriptor has.
-var commonMediaTypes = map[string]string{}
-
-func init() {
-	for _, mt := range []string{
-		ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageConfig,
-		ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
-		ocispec.MediaTypeEmptyJSON, MediaTypeDockerManifest, MediaTypeDockerManifestList,
-		"application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip",
-	} {
-		commonMediaTypes[mt] = mt
-	}
-}
-
-// internMediaType returns the one shared copy of a common media type, so
-// that the descriptors decoded from thousands of manifests do not each hold
-// their own; any other is returned as it is.
-func internMediaType(mt string) string {
-	if c, ok := commonMediaTypes[mt]; ok {
-		return c
-	}
-	return mt
 }

@@ -483,19 +483,20 @@ func (t *TarReader) readMetadata(hdr *tar.Header, h *Head) (bool, error) {
 	return true, nil
 }
 
-// rereader reads the n bytes of entry name at off again, whole.
+// rereader reads the n bytes of entry name at off again, whole. Errors
+// name the tarball as given, as Reopen's do: the stream may be in another
+// volume by then.
 func (t *TarReader) rereader(off, n int64, name string) func() ([]byte, error) {
 	return func() ([]byte, error) {
 		rc, err := t.section(off, n)
-		if err != nil {
-			return nil, t.wrap(name, err)
+		if err == nil {
+			defer rc.Close()
+			var data []byte
+			if data, err = spec.ReadCappedHint(rc, n, n, name); err == nil {
+				return data, nil
+			}
 		}
-		defer rc.Close()
-		data, err := spec.ReadCappedHint(rc, n, n, name)
-		if err != nil {
-			return nil, t.wrap("", err)
-		}
-		return data, nil
+		return nil, fmt.Errorf("%s: entry %s: %w", t.name, name, err)
 	}
 }
 

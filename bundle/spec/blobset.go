@@ -23,7 +23,6 @@ type BlobSet struct {
 	m     *Manifest
 	bits  []uint64
 	other map[digest.Digest]bool
-	n     int
 }
 
 // NewBlobSet returns an empty set over m's blobs; with no manifest (a
@@ -46,7 +45,6 @@ func (s *BlobSet) Add(d digest.Digest) bool {
 			s.other = map[digest.Digest]bool{}
 		}
 		s.other[d] = true
-		s.n++
 		return true
 	}
 	word, bit := i/64, uint64(1)<<(i%64)
@@ -54,7 +52,6 @@ func (s *BlobSet) Add(d digest.Digest) bool {
 		return false
 	}
 	s.bits[word] |= bit
-	s.n++
 	return true
 }
 
@@ -68,6 +65,3 @@ func (s *BlobSet) Has(d digest.Digest) bool {
 	}
 	return s.other[d]
 }
-
-// Len is the number of digests in the set.
-func (s *BlobSet) Len() int { return s.n }
