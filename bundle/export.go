@@ -135,10 +135,11 @@ func Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 
 	// 1. resolve, 2. plan
 	prog := progressOrNone(opts.Progress)
-	plan, graph, err := planExport(ctx, c, refs, jobs)
+	plan, graph, err := planExport(ctx, c, refs, jobs, "")
 	if err != nil {
 		return nil, err
 	}
+	defer graph.Close()
 	sel := selection{c: c, graph: graph, opts: opts, perRef: perRef, base: base, jobs: jobs, logf: prog.Logf}
 	if err := sel.apply(ctx, plan); err != nil {
 		return nil, err
@@ -235,7 +236,7 @@ func (s selection) apply(ctx context.Context, plan *Plan) error {
 		}
 		return opts.Platforms
 	}
-	if err := selectPlatforms(graph, plan.Images, wants, mode); err != nil {
+	if err := selectPlatforms(ctx, graph, plan.Images, wants, mode); err != nil {
 		return err
 	}
 	if !opts.NoReferrers {
@@ -416,18 +417,19 @@ func (meta metadata) write(w io.Writer) error {
 	return nil
 }
 
-// copyBlob writes blob b through write: a manifest from the graph's memory,
-// anything else streamed from the first source repository that has it,
+// copyBlob writes blob b through write: a manifest from the graph (read
+// again from its scratch file, verified), anything else streamed from the first source repository that has it,
 // counted as it goes. It is the one way an export moves a blob, whatever
 // the bundle's form.
 func (e *exporter) copyBlob(ctx context.Context, b PlannedBlob, write func(context.Context, ocispec.Descriptor, io.Reader) error) error {
-	if data, ok := e.graph.Manifest(b.Desc.Digest); ok {
+	if e.graph.Has(b.Desc.Digest) {
+		data, err := e.graph.Bytes(ctx, *b.Desc)
+		if err != nil {
+			return err
+		}
 		if err := write(ctx, *b.Desc, bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("writing manifest %s: %w", b.Desc.Digest, err)
 		}
-		// A blob is written once: the bundle holds it now, and tens of
-		// thousands of manifests are not held to the end of the export.
-		e.graph.DropBytes(b.Desc.Digest)
 		e.prog.Add(b.Desc.Size)
 		return nil
 	}
@@ -457,10 +459,25 @@ func parseReferences(in []string) ([]Reference, error) {
 	return out, nil
 }
 
-// planExport resolves every reference at its source and walks its graph.
-func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs int) (*Plan, *layout.Graph, error) {
+// planExport resolves every reference at its source and walks its graph,
+// into a graph whose manifests are kept in a scratch file in scratch (the
+// system's temporary directory when empty) until they go into the bundle.
+func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs int, scratch string) (*Plan, *layout.Graph, error) {
+	graph, err := layout.NewSpooledGraph(scratch)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := resolveAndWalk(ctx, c, graph, refs, jobs)
+	if err != nil {
+		graph.Close()
+		return nil, nil, err
+	}
+	return plan, graph, nil
+}
+
+// resolveAndWalk resolves refs into images and walks their graphs.
+func resolveAndWalk(ctx context.Context, c *registry.Client, graph *layout.Graph, refs []Reference, jobs int) (*Plan, error) {
 	images := make([]PlannedImage, len(refs))
-	graph := layout.NewGraph()
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, ref := range refs {
@@ -481,19 +498,19 @@ func planExport(ctx context.Context, c *registry.Client, refs []Reference, jobs 
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	err := walkImages(ctx, graph, images, jobs, func(img PlannedImage) (layout.Fetcher, error) {
 		return c.Repository(img.Source.Registry, img.Source.Repository)
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	sort.SliceStable(images, func(i, j int) bool { return images[i].Source.String() < images[j].Source.String() })
 	if err := sameTagTwice(images); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return &Plan{Images: images}, graph, nil
+	return &Plan{Images: images}, nil
 }
 
 // resolveRoot asks the source for an image's root in one GET, not a HEAD
@@ -509,7 +526,7 @@ func resolveRoot(ctx context.Context, repo *registry.Repository, graph *layout.G
 	if !layout.IsManifest(desc.MediaType) || desc.Size > layout.MaxManifestSize || layout.ValidateDescriptor(desc) != nil {
 		return desc, nil
 	}
-	data := make([]byte, desc.Size) // exactly: the graph keeps every root
+	data := make([]byte, desc.Size)
 	if _, err := io.ReadFull(rc, data); err != nil {
 		return desc, fmt.Errorf("reading manifest %s: %w", desc.Digest, err)
 	}
@@ -539,8 +556,11 @@ func (e *exporter) toDir(ctx context.Context, out string, id digest.Digest, meta
 		return err
 	}
 	// Every manifest is in the bundle: the metadata is made from the plan
-	// alone, and the graph's bytes and children need not be held beside it.
-	e.graph = nil
+	// alone, and the graph's children and scratch file need not be held
+	// beside it.
+	if err := e.graph.Close(); err != nil {
+		return err
+	}
 	if err := pruneDir(out); err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func matches(p *ocispec.Platform, want []ocispec.Platform) bool {
 // selectPlatforms narrows every multi-arch image of images to the
 // platforms asked for, as mode says; images of a single platform pass as
 // they are. An image with none of them fails the plan, naming it.
-func selectPlatforms(g *layout.Graph, images []PlannedImage, wants func(PlannedImage) []ocispec.Platform, mode PlatformMode) error {
+func selectPlatforms(ctx context.Context, g *layout.Graph, images []PlannedImage, wants func(PlannedImage) []ocispec.Platform, mode PlatformMode) error {
 	var none []string
 	var asked []ocispec.Platform
 	for i := range images {
@@ -97,7 +97,7 @@ func selectPlatforms(g *layout.Graph, images []PlannedImage, wants func(PlannedI
 			continue
 		}
 		asked = want
-		root, sel, err := narrow(g, img.Root, want, mode)
+		root, sel, err := narrow(ctx, g, img.Root, want, mode)
 		if errors.Is(err, ErrNoPlatform) {
 			none = append(none, fmt.Sprintf("%s (has %s)", img.Source, strings.Join(sel.Dropped, ", ")))
 			continue
@@ -124,9 +124,12 @@ func selectPlatforms(g *layout.Graph, images []PlannedImage, wants func(PlannedI
 // narrow filters one index (nested indexes too) to the wanted platforms and
 // returns what replaces it: a new index, or, in SingleManifest mode, the
 // one manifest chosen.
-func narrow(g *layout.Graph, index ocispec.Descriptor, want []ocispec.Platform, mode PlatformMode) (ocispec.Descriptor, Selection, error) {
+func narrow(ctx context.Context, g *layout.Graph, index ocispec.Descriptor, want []ocispec.Platform, mode PlatformMode) (ocispec.Descriptor, Selection, error) {
 	var sel Selection
-	data, _ := g.Manifest(index.Digest)
+	data, err := g.Bytes(ctx, index)
+	if err != nil {
+		return index, sel, err
+	}
 	var doc map[string]json.RawMessage
 	var entries []json.RawMessage
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -144,7 +147,7 @@ func narrow(g *layout.Graph, index ocispec.Descriptor, want []ocispec.Platform, 
 		}
 		if layout.IsIndex(d.MediaType) && d.Platform == nil {
 			// A nested index without a platform of its own: narrow it too.
-			sub, subSel, err := narrow(g, d, want, NewIndex)
+			sub, subSel, err := narrow(ctx, g, d, want, NewIndex)
 			sel.Dropped = append(sel.Dropped, subSel.Dropped...)
 			if err != nil {
 				continue

@@ -293,7 +293,10 @@ func (f *referrerFinder) walk(ctx context.Context, repo *registry.Repository, s 
 	if err != nil {
 		return PlannedReferrer{}, false, f.c.Wrap(registry.OpReadGraph, s.src.Name()+"@"+d.Digest.String(), err)
 	}
-	data, _ := f.graph.Manifest(d.Digest)
+	data, err := f.graph.Bytes(ctx, d)
+	if err != nil {
+		return PlannedReferrer{}, false, f.c.Wrap(registry.OpReadGraph, s.src.Name()+"@"+d.Digest.String(), err)
+	}
 	var m struct {
 		ArtifactType string              `json:"artifactType"`
 		Config       *ocispec.Descriptor `json:"config"`

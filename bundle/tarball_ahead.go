@@ -20,9 +20,10 @@ type fetched struct {
 }
 
 // writeBlobs writes order's blobs into tw, in that order, while the small
-// ones (up to streamSmall, not in the graph's memory) further on are
-// downloaded ahead, up to e.jobs at once. The writer releases each one's
-// place as it writes it: memory stays under e.jobs × streamSmall. A larger
+// ones (up to streamSmall: manifests, from the graph's scratch file, and
+// configs and small layers, from their sources) further on are read
+// ahead, up to e.jobs at once. The writer releases each one's place as it
+// writes it: memory stays under e.jobs × streamSmall. A larger
 // blob streams from its source straight into tw while the downloads ahead
 // go on.
 func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order []*PlannedBlob) error {
@@ -47,7 +48,7 @@ func (e *exporter) writeBlobs(ctx context.Context, tw *layout.TarWriter, order [
 		defer close(queue)
 		for _, b := range order {
 			var f *fetched
-			if _, inMemory := e.graph.Manifest(b.Desc.Digest); !inMemory && b.Desc.Size <= streamSmall {
+			if b.Desc.Size <= streamSmall {
 				select {
 				case places <- struct{}{}:
 				case <-ctx.Done():

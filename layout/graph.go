@@ -24,6 +24,9 @@ type Graph struct {
 	// reread, when set, is where the manifests' bytes are read again
 	// (Bytes): the graph keeps their children, not their bytes.
 	reread Fetcher
+	// spool, when set, is where the manifests' bytes go as they are read
+	// (NewSpooledGraph), and reread reads them from.
+	spool *spool
 	// canonical, when set, returns the copy of a digest to keep.
 	canonical func(digest.Digest) digest.Digest
 	// mediaTypes holds one copy of each media type the children have: a
@@ -71,6 +74,37 @@ func NewGraphOver(f Fetcher) *Graph {
 	return g
 }
 
+// NewSpooledGraph returns an empty graph that keeps each manifest's
+// children in memory and its bytes in a scratch file in dir (the system's
+// temporary directory when dir is empty), from which Bytes reads them
+// again, verified: an export of tens of thousands of images holds none of
+// their manifests between reading them and writing them into the bundle.
+// Close removes the file.
+func NewSpooledGraph(dir string) (*Graph, error) {
+	s, err := newSpool(dir)
+	if err != nil {
+		return nil, err
+	}
+	g := NewGraph()
+	g.spool, g.reread = s, s
+	return g, nil
+}
+
+// Close lets go of everything the graph holds, and of a spooled graph's
+// scratch file (NewSpooledGraph): the graph is empty from then on. It can
+// be called more than once.
+func (g *Graph) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nodes, g.configs, g.mediaTypes = map[digest.Digest]*node{}, map[digest.Digest]bool{}, map[string]string{}
+	if g.spool == nil {
+		return nil
+	}
+	err := g.spool.close()
+	g.spool, g.reread = nil, nil
+	return err
+}
+
 // Has reports whether the graph has read the manifest or index d.
 func (g *Graph) Has(d digest.Digest) bool {
 	g.mu.Lock()
@@ -105,17 +139,6 @@ func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	return n.data, true
 }
 
-// DropBytes lets go of the bytes of manifest d once they are where they
-// were going (an export has written them into the bundle); its children
-// stay. Manifest reports it absent from then on.
-func (g *Graph) DropBytes(d digest.Digest) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if n, ok := g.nodes[d]; ok {
-		n.data = nil
-	}
-}
-
 // Add puts a manifest or index in the graph, as if it had been read: one
 // ferry made itself (a narrowed index) or one fetched along with its
 // descriptor (a tag resolved by GET). The bytes must match desc; a later
@@ -129,11 +152,18 @@ func (g *Graph) Add(desc ocispec.Descriptor, data []byte) error {
 }
 
 // store parses a manifest's verified bytes and keeps its children, noting
-// its config, and its bytes when keep is set.
+// its config, and its bytes when keep is set: in memory, or in a spooled
+// graph's scratch file, before any walk can ask for them.
 func (g *Graph) store(desc ocispec.Descriptor, data []byte, keep bool) ([]ocispec.Descriptor, error) {
 	children, err := Children(desc, data)
 	if err != nil {
 		return nil, err
+	}
+	if g.spool != nil && keep {
+		if err := g.spool.put(desc, data); err != nil {
+			return nil, err
+		}
+		keep = false
 	}
 	if !keep {
 		data = nil
@@ -235,14 +265,20 @@ func (g *Graph) children(ctx context.Context, f Fetcher, desc ocispec.Descriptor
 		if data, ok := h.heldManifest(desc.Digest); ok && int64(len(data)) == desc.Size {
 			// Verified as it was read: shared, not copied, unless the
 			// graph reads it again when asked.
-			return g.store(desc, data, g.reread == nil)
+			return g.store(desc, data, g.keeps())
 		}
 	}
 	data, err := ReadManifest(ctx, f, desc)
 	if err != nil {
 		return nil, err
 	}
-	return g.store(desc, data, g.reread == nil)
+	return g.store(desc, data, g.keeps())
+}
+
+// keeps reports whether the graph keeps the bytes it reads: not when it
+// reads them again from a bundle (NewGraphOver).
+func (g *Graph) keeps() bool {
+	return g.reread == nil || g.spool != nil
 }
 
 // heldManifests is a Fetcher that holds manifests in memory, each verified
