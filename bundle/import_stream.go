@@ -148,7 +148,7 @@ func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[dig
 			}
 			from, targets = targets[0].Repository, targets[1:]
 		default:
-			if _, err := layout.Copy(io.Discard, layout.ContextReader(ctx, countingReader{r, imp.prog})); err != nil {
+			if _, err := layout.Copy(io.Discard, layout.ContextReader(ctx, countingReader{r, imp.prog}), desc.Size); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -169,7 +169,7 @@ func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[dig
 func (imp *importer) pushBuffered(ctx context.Context, desc ocispec.Descriptor, r io.Reader, targets []RepoBlob, w *streamWindow) error {
 	var buf bytes.Buffer
 	buf.Grow(int(desc.Size))
-	if _, err := layout.Copy(&buf, layout.ContextReader(ctx, r)); err != nil {
+	if _, err := layout.Copy(&buf, layout.ContextReader(ctx, r), desc.Size); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -113,7 +113,7 @@ func (e *exporter) fetchSmall(ctx context.Context, b PlannedBlob) ([]byte, error
 		if err != nil {
 			return err
 		}
-		_, err = layout.Copy(&buf, vr)
+		_, err = layout.Copy(&buf, vr, desc.Size)
 		return err
 	})
 	return buf.Bytes(), err

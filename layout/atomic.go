@@ -146,14 +146,28 @@ func WriteFileBytes(path string, perm os.FileMode, data []byte) error {
 	})
 }
 
-// copyBufPool holds the buffers blobs are copied through: large enough that
-// a multi-GiB blob costs few system calls, few enough to keep memory flat.
-var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// copyBufPool holds the buffers large blobs are copied through: large
+// enough that a multi-GiB blob costs few system calls, few enough to keep
+// memory flat. Small blobs (the configs, manifests and small layers of a
+// mirror of thousands of images) go through smallCopyBufPool's: a 1 MiB
+// buffer for each of a few KiB is megabytes held for nothing.
+var (
+	copyBufPool      = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+	smallCopyBufPool = sync.Pool{New: func() any { b := make([]byte, smallCopy); return &b }}
+)
 
-// Copy copies src to dst through a pooled 1 MiB buffer.
-func Copy(dst io.Writer, src io.Reader) (int64, error) {
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
+// smallCopy is the buffer of a blob known to be smaller than a large one's.
+const smallCopy = 32 << 10
+
+// Copy copies src to dst through a pooled buffer: 1 MiB, or 32 KiB when
+// size, the bytes src is expected to hold (-1: not known), is under 1 MiB.
+func Copy(dst io.Writer, src io.Reader, size int64) (int64, error) {
+	pool := &copyBufPool
+	if size >= 0 && size < 1<<20 {
+		pool = &smallCopyBufPool
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	// Hide ReaderFrom/WriterTo so the buffer is used, not 32 KiB chunks.
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
 }

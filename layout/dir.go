@@ -240,7 +240,7 @@ func (d *Dir) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reade
 		return err
 	}
 	err = writeAtomic(path, blobPerm, false, func(w io.Writer) error {
-		_, err := Copy(w, vr)
+		_, err := Copy(w, vr, desc.Size)
 		return err
 	})
 	if err == nil {

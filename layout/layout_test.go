@@ -670,3 +670,36 @@ func freeDisk(d *Dir) {
 		<-d.syncSlot
 	}
 }
+
+// readSizes records the size of each buffer it is asked to read into.
+type readSizes struct {
+	r     io.Reader
+	sizes []int
+}
+
+func (r *readSizes) Read(p []byte) (int, error) {
+	r.sizes = append(r.sizes, len(p))
+	return r.r.Read(p)
+}
+
+// Copy reads a blob known to be small through a small buffer (a mirror's
+// thousands of configs and manifests do not each hold 1 MiB), a large or
+// unknown one through 1 MiB; either way every byte arrives.
+func TestCopyBufferFitsTheBlob(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		n, size int64
+		want    int
+	}{{4 << 10, 4 << 10, smallCopy}, {2 << 20, 2 << 20, 1 << 20}, {4 << 10, -1, 1 << 20}} {
+		data := bytes.Repeat([]byte{'x'}, int(c.n))
+		src := &readSizes{r: bytes.NewReader(data)}
+		var dst bytes.Buffer
+		n, err := Copy(&dst, src, c.size)
+		if err != nil || n != c.n || !bytes.Equal(dst.Bytes(), data) {
+			t.Errorf("Copy of %d bytes (size %d): %d, %v", c.n, c.size, n, err)
+		}
+		if len(src.sizes) == 0 || src.sizes[0] != c.want {
+			t.Errorf("Copy of %d bytes (size %d) read into %v; want buffers of %d", c.n, c.size, src.sizes, c.want)
+		}
+	}
+}

@@ -110,7 +110,7 @@ func copyWithSignature(src io.Reader, dst io.Writer, gzipped bool, sig []byte) e
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if _, err := Copy(tw, tr); err != nil {
+		if _, err := Copy(tw, tr, hdr.Size); err != nil {
 			return err
 		}
 		if hdr.Name == FileBundle {

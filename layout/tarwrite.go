@@ -77,7 +77,7 @@ func (t *TarWriter) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io
 	if err := t.header(BlobName(desc.Digest), desc.Size); err != nil {
 		return err
 	}
-	if _, err := Copy(t.tw, vr); err != nil {
+	if _, err := Copy(t.tw, vr, desc.Size); err != nil {
 		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
 	}
 	return nil

@@ -124,7 +124,7 @@ func Stream(ctx context.Context, tr *layout.TarReader, opts Options) (*Report, e
 			rep.add(Problem{Err: err})
 			return rep, nil
 		}
-		if _, err := layout.Copy(w, layout.ContextReader(ctx, r)); err != nil {
+		if _, err := layout.Copy(w, layout.ContextReader(ctx, r), desc.Size); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

@@ -578,7 +578,7 @@ func hashOne(ctx context.Context, src Source, d ocispec.Descriptor, prog Progres
 		return err
 	}
 	defer rc.Close()
-	_, err = layout.Copy(progressWriter{prog}, rc)
+	_, err = layout.Copy(progressWriter{prog}, rc, d.Size)
 	return err
 }
 

@@ -23,7 +23,9 @@ func main() {
 			defer f.Close()
 		}
 	}
-	tuneGC(os.Getenv)
+	if tuneGC(os.Getenv) {
+		armLimit(func(int64) bool { return true })
+	}
 	writeMemProfile := startMemProfile()
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, os.Args[1:], os.Stdout, os.Stderr) }()
