@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -560,6 +561,10 @@ func TestGraphOverKeepsNoBytes(t *testing.T) {
 	}
 	if _, err := spooled.Bytes(ctx, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(cfg), Size: 2}); !errors.Is(err, ErrBlobNotFound) {
 		t.Errorf("spooled: a manifest the graph has not read: %v", err)
+	}
+	// A scratch directory that is not there is refused as it is.
+	if _, err := NewSpooledGraph(filepath.Join(scratch, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a spool in a missing directory: %v", err)
 	}
 	// The scratch file was unlinked when made: nothing is left behind.
 	if left, _ := os.ReadDir(scratch); len(left) != 0 {
