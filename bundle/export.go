@@ -418,8 +418,8 @@ func (meta metadata) write(w io.Writer) error {
 }
 
 // copyBlob writes blob b through write: a manifest from the graph (read
-// again from its scratch file, verified), anything else streamed from the first source repository that has it,
-// counted as it goes. It is the one way an export moves a blob, whatever
+// again from its scratch file, verified), anything else streamed from the
+// first source repository that has it, counted as it goes. It is the one way an export moves a blob, whatever
 // the bundle's form.
 func (e *exporter) copyBlob(ctx context.Context, b PlannedBlob, write func(context.Context, ocispec.Descriptor, io.Reader) error) error {
 	if e.graph.Has(b.Desc.Digest) {

@@ -114,8 +114,8 @@ func (g *Graph) Has(d digest.Digest) bool {
 }
 
 // Bytes returns the bytes of a manifest or index the graph has read: those
-// it holds, or, for a graph over a bundle (NewGraphOver), those read again
-// and verified against desc.
+// it holds, or, for a graph over a bundle (NewGraphOver) or a spooled one
+// (NewSpooledGraph), those read again and verified against desc.
 func (g *Graph) Bytes(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
 	if data, ok := g.Manifest(desc.Digest); ok {
 		return data, nil
@@ -128,7 +128,7 @@ func (g *Graph) Bytes(ctx context.Context, desc ocispec.Descriptor) ([]byte, err
 
 // Manifest returns the bytes of a manifest or index the graph has read and
 // holds; a graph over a bundle (NewGraphOver) holds none but those given
-// to Add.
+// to Add, and a spooled one (NewSpooledGraph) none at all.
 func (g *Graph) Manifest(d digest.Digest) ([]byte, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

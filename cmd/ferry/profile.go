@@ -50,8 +50,10 @@ const limitHeadroom = 4 << 20
 // each limit set, and the limit follows the next collection while it
 // returns true.
 func armLimit(tuned func(limit int64) bool) {
-	sentinel := new(int64)
-	runtime.SetFinalizer(sentinel, func(*int64) {
+	// The sentinel holds a pointer: never a tiny allocation, whose
+	// finalizer may not run (runtime.SetFinalizer), ending the chain.
+	sentinel := &gcSentinel{}
+	runtime.SetFinalizer(sentinel, func(*gcSentinel) {
 		limit := limitAfterGC()
 		debug.SetMemoryLimit(limit)
 		if tuned(limit) {
@@ -59,6 +61,10 @@ func armLimit(tuned func(limit int64) bool) {
 		}
 	})
 }
+
+// gcSentinel is what armLimit's finalizer hangs on, collected once per
+// cycle.
+type gcSentinel struct{ _ *byte }
 
 // limitAfterGC is the memory limit for the heap the last collection left.
 func limitAfterGC() int64 {
