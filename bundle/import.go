@@ -612,40 +612,71 @@ func countDistinct(repos []repoGraph) (int, int64) {
 }
 
 // groupByRepository lists what each destination repository receives: its
-// images' graphs, then its referrers' graphs, each descriptor once.
+// images' graphs, then its referrers' graphs, each descriptor once, the
+// repositories in the order of their first image. One repository is
+// gathered at a time, through one set of digests emptied between them:
+// tens of thousands of repositories never hold a set each at once.
 func groupByRepository(targets []Target, referrers []TargetReferrer) []repoGraph {
 	index := map[string]int{}
 	var out []repoGraph
-	seen := map[string]map[digest.Digest]bool{}
 	for _, t := range targets {
-		name := t.Dest.Repository
-		i, ok := index[name]
-		if !ok {
-			i = len(out)
-			index[name] = i
-			out = append(out, repoGraph{name: name})
-			seen[name] = map[digest.Digest]bool{}
-		}
-		for _, d := range t.Graph {
-			if !seen[name][d.Digest] {
-				seen[name][d.Digest] = true
-				out[i].descs = append(out[i].descs, d)
-			}
+		if _, ok := index[t.Dest.Repository]; !ok {
+			index[t.Dest.Repository] = len(out)
+			out = append(out, repoGraph{name: t.Dest.Repository})
 		}
 	}
-	for _, r := range referrers {
-		i, ok := index[r.Dest.Repository]
-		if !ok {
-			continue // its subject's image is not in this bundle: nothing to refer to
+	groupOf := func(name string) int {
+		if i, ok := index[name]; ok {
+			return i
 		}
-		for _, d := range r.Graph {
-			if !seen[r.Dest.Repository][d.Digest] {
-				seen[r.Dest.Repository][d.Digest] = true
-				out[i].descs = append(out[i].descs, d)
+		return -1 // its subject's image is not in this bundle: nothing to refer to
+	}
+	tOrder, tStart := bucketed(len(out), len(targets), func(k int) int { return groupOf(targets[k].Dest.Repository) })
+	rOrder, rStart := bucketed(len(out), len(referrers), func(k int) int { return groupOf(referrers[k].Dest.Repository) })
+	seen := map[digest.Digest]struct{}{}
+	for i := range out {
+		clear(seen)
+		add := func(graph []*ocispec.Descriptor) {
+			for _, d := range graph {
+				if _, ok := seen[d.Digest]; !ok {
+					seen[d.Digest] = struct{}{}
+					out[i].descs = append(out[i].descs, d)
+				}
 			}
+		}
+		for _, k := range tOrder[tStart[i]:tStart[i+1]] {
+			add(targets[k].Graph)
+		}
+		for _, k := range rOrder[rStart[i]:rStart[i+1]] {
+			add(referrers[k].Graph)
 		}
 	}
 	return out
+}
+
+// bucketed sorts the items 0..n-1 into groups 0..groups-1 (group says
+// which; below 0, none), keeping their order within each: order lists
+// them group by group, and group g's are order[start[g]:start[g+1]]. A
+// counting sort: linear in n.
+func bucketed(groups, n int, group func(int) int) (order []int32, start []int32) {
+	start = make([]int32, groups+1)
+	for k := range n {
+		if g := group(k); g >= 0 {
+			start[g+1]++
+		}
+	}
+	for g := range groups {
+		start[g+1] += start[g]
+	}
+	order = make([]int32, start[groups])
+	next := slices.Clone(start[:groups])
+	for k := range n {
+		if g := group(k); g >= 0 {
+			order[next[g]] = int32(k)
+			next[g]++
+		}
+	}
+	return order, start
 }
 
 type importer struct {

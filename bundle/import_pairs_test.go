@@ -1,9 +1,11 @@
 package bundle
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-oci/ferry/bundle/spec"
 )
@@ -31,5 +33,59 @@ func TestPairSet(t *testing.T) {
 	var none *pairSet
 	if none.has(inRepo{"a/app", listed}) {
 		t.Error("a nil set holds something")
+	}
+}
+
+// Each repository receives its images' graphs and then its referrers',
+// each descriptor once and children first, whatever the order in which its
+// images come among others'; repositories come in the order of their first
+// image, and a referrer whose repository has no image is left out.
+func TestGroupByRepository(t *testing.T) {
+	t.Parallel()
+	desc := func(name string) *ocispec.Descriptor {
+		return &ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromString(name)}
+	}
+	base, appA, rootA1, rootA2, appB, rootB, sig, stray := desc("base"), desc("a"), desc("a1"), desc("a2"), desc("b"), desc("b1"), desc("sig"), desc("stray")
+	target := func(repo string, graph ...*ocispec.Descriptor) Target {
+		return Target{Dest: Reference{Repository: repo, Tag: "t"}, Graph: graph}
+	}
+	targets := []Target{
+		target("x/a", base, appA, rootA1),
+		target("x/b", base, appB, rootB),
+		target("x/a", base, appA, rootA2),
+	}
+	referrers := []TargetReferrer{
+		{Dest: Reference{Repository: "x/elsewhere"}, Graph: []*ocispec.Descriptor{stray}},
+		{Dest: Reference{Repository: "x/a"}, Graph: []*ocispec.Descriptor{rootA1, sig}},
+	}
+	got := groupByRepository(targets, referrers)
+	want := []struct {
+		name  string
+		descs []*ocispec.Descriptor
+	}{
+		{"x/a", []*ocispec.Descriptor{base, appA, rootA1, rootA2, sig}},
+		{"x/b", []*ocispec.Descriptor{base, appB, rootB}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d repositories, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if got[i].name != w.name || !slices.Equal(got[i].descs, w.descs) {
+			t.Errorf("repository %d: %s %v, want %s %v", i, got[i].name, got[i].descs, w.name, w.descs)
+		}
+	}
+}
+
+// bucketed keeps each group's items in their order and leaves out those
+// of no group.
+func TestBucketed(t *testing.T) {
+	t.Parallel()
+	groups := []int{2, 0, -1, 2, 0, 1}
+	order, start := bucketed(3, len(groups), func(k int) int { return groups[k] })
+	if want := []int32{1, 4, 5, 0, 3}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	if want := []int32{0, 2, 3, 5}; !slices.Equal(start, want) {
+		t.Errorf("start %v, want %v", start, want)
 	}
 }

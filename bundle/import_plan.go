@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-oci/ferry/bundle/registry"
+	"github.com/ferry-oci/ferry/bundle/spec"
 	"github.com/ferry-oci/ferry/layout"
 )
 
@@ -30,39 +31,52 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 	if err != nil {
 		return err
 	}
+	m := imp.report.Manifest
+	// Only a digest some repository lacks needs a repository to mount it
+	// from: a re-import finds every blob and keeps no map of them.
+	var count [blobStates]int
+	lacking := spec.NewBlobSet(m)
+	for i, rb := range all {
+		if state[i] == blobAbsent && !imp.inBundle(*rb.Desc) {
+			state[i] = blobLost
+		}
+		count[state[i]]++
+		if state[i] == blobAbsent {
+			lacking.Add(rb.Desc.Digest)
+		}
+	}
 	// A blob already in one repository is mounted, not sent again, into
 	// the others that lack it (an import killed between the upload and
 	// the mounts leaves exactly that).
 	p.presentIn = map[digest.Digest]string{}
 	for i, rb := range all {
-		if _, ok := p.presentIn[rb.Desc.Digest]; !ok && state[i] == blobPresent {
+		if _, ok := p.presentIn[rb.Desc.Digest]; !ok && state[i] == blobPresent && lacking.Has(rb.Desc.Digest) {
 			p.presentIn[rb.Desc.Digest] = rb.Repository
 		}
 	}
 	sum := &res.Summary
+	res.Present, res.Mounted, res.Push = sized(count[blobPresent]), sized(count[blobMounted]), sized(count[blobAbsent])
 	var lost []string
-	uploaded, foreign := map[digest.Digest]bool{}, map[digest.Digest]bool{}
+	uploaded, foreign := spec.NewBlobSet(m), spec.NewBlobSet(m)
 	for i, rb := range all {
-		switch {
-		case state[i] == blobForeign:
-			if !foreign[rb.Desc.Digest] {
-				foreign[rb.Desc.Digest] = true
+		switch state[i] {
+		case blobForeign:
+			if foreign.Add(rb.Desc.Digest) {
 				sum.Foreign++
 			}
-		case state[i] == blobPresent:
+		case blobPresent:
 			sum.InPlace++
 			res.Present = append(res.Present, rb)
-		case state[i] == blobMounted:
+		case blobMounted:
 			sum.Mounted++
 			res.Mounted = append(res.Mounted, rb)
-		case imp.inBundle(*rb.Desc):
+		case blobAbsent:
 			res.Push = append(res.Push, rb)
 			// Sent once, to the first repository that lacks it, unless the
 			// destination holds it elsewhere; mounted into the others.
-			if _, elsewhere := p.presentIn[rb.Desc.Digest]; elsewhere || uploaded[rb.Desc.Digest] {
+			if _, elsewhere := p.presentIn[rb.Desc.Digest]; elsewhere || !uploaded.Add(rb.Desc.Digest) {
 				sum.Mounted++
 			} else {
-				uploaded[rb.Desc.Digest] = true
 				sum.Uploads++
 				p.send(*rb.Desc, sum)
 			}
@@ -78,12 +92,22 @@ func (imp *importer) missingBlobs(ctx context.Context, p *importPlan, targets []
 	return nil
 }
 
+// sized is an empty list of pairs with room for n, or nil for none.
+func sized(n int) []RepoBlob {
+	if n == 0 {
+		return nil
+	}
+	return make([]RepoBlob, 0, n)
+}
+
 // What the destination has of a blob a repository needs.
 const (
-	blobAbsent = iota
-	blobPresent
-	blobMounted // a blob the bundle omits, mounted (dry run: mountable)
-	blobForeign // a foreign layer the bundle leaves out: not asked for
+	blobAbsent  uint8 = iota // the bundle carries it: to be sent
+	blobPresent              // there, or provably there
+	blobMounted              // a blob the bundle omits, mounted (dry run: mountable)
+	blobForeign              // a foreign layer the bundle leaves out: not asked for
+	blobLost                 // omitted by the bundle and nowhere to mount it from
+	blobStates
 )
 
 // blobsOf lists the configs and layers each repository needs.
@@ -101,9 +125,9 @@ func blobsOf(repos []repoGraph) []RepoBlob {
 
 // headBlobs asks the destination, at most imp.jobs at once, whether each
 // repository has each blob, and mounts there the blobs the bundle omits.
-func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]int, error) {
+func (imp *importer) headBlobs(ctx context.Context, all []RepoBlob) ([]uint8, error) {
 	// No request for what imp.known proves is there.
-	state := make([]int, len(all))
+	state := make([]uint8, len(all))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(imp.jobs)
 	for i, rb := range all {

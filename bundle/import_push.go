@@ -235,16 +235,28 @@ func (imp *importer) mountOrPush(ctx context.Context, rb RepoBlob, from string) 
 // at most imp.jobs at once, and records them in p. Harbor's policy may hide
 // a manifest from reads (412): it is pushed again, which is harmless.
 func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *ImportSummary) error {
+	// Pointers into the graphs, not copies: tens of thousands of pairs.
 	type pair struct {
 		repo string
-		desc ocispec.Descriptor
+		desc *ocispec.Descriptor
 	}
-	var all []pair
 	skip := referrerRoots(p.referrers)
+	wanted := func(r repoGraph, d *ocispec.Descriptor) bool {
+		return layout.IsManifest(d.MediaType) && !skip[inRepo{r.name, d.Digest}]
+	}
+	n := 0
 	for _, r := range p.repos {
 		for _, d := range r.descs {
-			if layout.IsManifest(d.MediaType) && !skip[inRepo{r.name, d.Digest}] {
-				all = append(all, pair{r.name, *d})
+			if wanted(r, d) {
+				n++
+			}
+		}
+	}
+	all := make([]pair, 0, n)
+	for _, r := range p.repos {
+		for _, d := range r.descs {
+			if wanted(r, d) {
+				all = append(all, pair{r.name, d})
 			}
 		}
 	}
@@ -260,7 +272,7 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 			if err != nil {
 				return err
 			}
-			ok, err := repo.Manifests().Exists(ectx, m.desc)
+			ok, err := repo.Manifests().Exists(ectx, *m.desc)
 			if harbor.PullBlocked(err) {
 				ok, err = false, nil
 			}
@@ -279,7 +291,7 @@ func (imp *importer) headManifests(ctx context.Context, p *importPlan, sum *Impo
 		}
 		p.manifestsMissing.add(inRepo{m.repo, m.desc.Digest})
 		sum.ManifestsPushed++
-		p.send(m.desc, sum)
+		p.send(*m.desc, sum)
 	}
 	return nil
 }

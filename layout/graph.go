@@ -211,6 +211,13 @@ func (g *Graph) Children(d digest.Digest) []ocispec.Descriptor {
 // those below root point into the graph, shared by every walk that reaches
 // them (thousands of images hold pointers, not copies): never change one.
 func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([]*ocispec.Descriptor, error) {
+	return g.WalkFrom(ctx, f, &ocispec.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.Size, URLs: root.URLs})
+}
+
+// WalkFrom is Walk with root itself, not a copy, as the last descriptor
+// returned: a report of thousands of images keeps each root once, in its
+// image. The caller must not change *root while the walk's result is used.
+func (g *Graph) WalkFrom(ctx context.Context, f Fetcher, root *ocispec.Descriptor) ([]*ocispec.Descriptor, error) {
 	var out []*ocispec.Descriptor
 	seen := map[digest.Digest]bool{}
 	var visit func(desc *ocispec.Descriptor, depth int, path []digest.Digest) error
@@ -241,14 +248,13 @@ func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([
 		out = append(out, desc)
 		return nil
 	}
-	if err := ValidateDescriptor(root); err != nil {
+	if err := ValidateDescriptor(*root); err != nil {
 		return nil, err
 	}
 	if !IsManifest(root.MediaType) {
 		return nil, fmt.Errorf("%s: %w: media type %q is not a manifest or index", root.Digest, ErrUnsupported, root.MediaType)
 	}
-	self := &ocispec.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.Size, URLs: root.URLs}
-	if err := visit(self, 0, nil); err != nil {
+	if err := visit(root, 0, nil); err != nil {
 		return nil, err
 	}
 	return slices.Clip(out), nil

@@ -628,6 +628,23 @@ func TestWalksShareDescriptors(t *testing.T) {
 	}
 }
 
+// WalkFrom ends the graph with the caller's root itself: a report keeps
+// each image's root once, not once in the image and once in its graph.
+func TestWalkFromSharesTheRoot(t *testing.T) {
+	t.Parallel()
+	store, root, _ := leafManifest()
+	got, err := NewGraph().WalkFrom(context.Background(), store, &root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1] != &root {
+		t.Fatalf("graph %v: want the config, then the caller's root descriptor itself", got)
+	}
+	if _, err := NewGraph().WalkFrom(context.Background(), store, &ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: root.Digest, Size: root.Size}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("walk from a layer: %v, want ErrUnsupported", err)
+	}
+}
+
 // Blobs waiting for their fsync queue as paths behind at most syncJobs
 // goroutines, not one goroutine each, however slow the disk.
 func TestBackgroundSyncsAreBounded(t *testing.T) {

@@ -460,18 +460,18 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 				img.Root.Digest = b.Digest
 			}
 		}
-		root = img.Root
-		graph, err := rep.Graph.Walk(ctx, f, root)
+		// The graph ends with the image's own Root, not a copy of it.
+		rep.Images = append(rep.Images, img)
+		last := &rep.Images[len(rep.Images)-1]
+		graph, err := rep.Graph.WalkFrom(ctx, f, &last.Root)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			rep.add(Problem{Digest: root.Digest, Images: []string{img.Name}, Err: err})
-			rep.Images = append(rep.Images, img)
+			rep.add(Problem{Digest: last.Root.Digest, Images: []string{img.Name}, Err: err})
 			continue
 		}
-		img.Graph = graph
-		rep.Images = append(rep.Images, img)
+		last.Graph = graph
 	}
 	rep.collectDescs()
 	return nil
