@@ -89,3 +89,21 @@ func TestBucketed(t *testing.T) {
 		t.Errorf("start %v, want %v", start, want)
 	}
 }
+
+// A pair index finds every pair of a digest, in their order, and none of a
+// digest no pair has.
+func TestPairIndex(t *testing.T) {
+	t.Parallel()
+	a, b := &ocispec.Descriptor{Digest: digest.FromString("a")}, &ocispec.Descriptor{Digest: digest.FromString("b")}
+	pairs := []RepoBlob{{"x/2", b}, {"x/1", a}, {"x/3", b}, {"x/0", a}, {"x/1", b}}
+	x := newPairIndex(pairs)
+	for d, want := range map[digest.Digest][]RepoBlob{
+		a.Digest:                {{"x/1", a}, {"x/0", a}},
+		b.Digest:                {{"x/2", b}, {"x/3", b}, {"x/1", b}},
+		digest.FromString("no"): nil,
+	} {
+		if got := x.of(d); !slices.Equal(got, want) {
+			t.Errorf("pairs of %s: %v, want %v", d, got, want)
+		}
+	}
+}

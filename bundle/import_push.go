@@ -94,18 +94,44 @@ func (imp *importer) pushBlobs(ctx context.Context, p *importPlan, sum *ImportSu
 	return meg.Wait()
 }
 
+// byDigest is the indexes of pairs sorted by digest, each digest's in
+// their order.
+func byDigest(pairs []RepoBlob) []int32 {
+	idx := make([]int32, len(pairs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return cmp.Compare(pairs[a].Desc.Digest, pairs[b].Desc.Digest) })
+	return idx
+}
+
+// pairIndex finds the pairs of a digest among many: indexes sorted by
+// digest (four bytes a pair), not a map of lists beside them.
+type pairIndex struct {
+	pairs []RepoBlob
+	idx   []int32
+}
+
+func newPairIndex(pairs []RepoBlob) pairIndex { return pairIndex{pairs, byDigest(pairs)} }
+
+// of lists d's pairs, in their order; none when d has none.
+func (x pairIndex) of(d digest.Digest) []RepoBlob {
+	start := sort.Search(len(x.idx), func(k int) bool { return x.pairs[x.idx[k]].Desc.Digest >= d })
+	var out []RepoBlob
+	for k := start; k < len(x.idx) && x.pairs[x.idx[k]].Desc.Digest == d; k++ {
+		out = append(out, x.pairs[x.idx[k]])
+	}
+	return out
+}
+
 // groupByDigest groups the pairs by digest, largest blob first: each group
 // is indexes into missing, in their order (the first repository that lacks
 // a blob stays first). Indexes sorted by digest, not a map and not a second
 // copy of the pairs: a few bytes a pair at tens of thousands of them. total
 // is the bytes of the distinct blobs.
 func groupByDigest(missing []RepoBlob) (groups [][]int32, total int64) {
-	idx := make([]int32, len(missing))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
+	idx := byDigest(missing)
 	digestOf := func(i int32) digest.Digest { return missing[i].Desc.Digest }
-	slices.SortStableFunc(idx, func(a, b int32) int { return cmp.Compare(digestOf(a), digestOf(b)) })
 	for start := 0; start < len(idx); {
 		end := start + 1
 		for end < len(idx) && digestOf(idx[end]) == digestOf(idx[start]) {

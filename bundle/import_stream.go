@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
@@ -85,15 +84,12 @@ func (w *streamWindow) wait(mount func(RepoBlob, string) error) error {
 // pushed: no manifest, no tag. In a dry run nothing is pushed; every blob
 // is still verified.
 func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportSummary) error {
-	need := map[digest.Digest][]RepoBlob{}
+	need := newPairIndex(p.missing)
 	var total int64
 	for _, b := range imp.report.Manifest.Blobs {
 		if b.Included && !layout.IsManifest(b.MediaType) {
 			total += b.Size
 		}
-	}
-	for _, rb := range p.missing {
-		need[rb.Desc.Digest] = append(need[rb.Desc.Digest], rb)
 	}
 	seen := spec.NewBlobSet(imp.report.Manifest)
 	imp.prog.Start("import", total)
@@ -117,7 +113,7 @@ func (imp *importer) pushStream(ctx context.Context, p *importPlan, sum *ImportS
 // readStream reads the tarball's blobs in order, marking each in seen, and
 // hands their uploads and mounts to w. It stops at the first failure, its
 // own or one in w.
-func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[digest.Digest][]RepoBlob, seen *spec.BlobSet, w *streamWindow) error {
+func (imp *importer) readStream(ctx context.Context, p *importPlan, need pairIndex, seen *spec.BlobSet, w *streamWindow) error {
 	for !w.failed.Load() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -132,7 +128,7 @@ func (imp *importer) readStream(ctx context.Context, p *importPlan, need map[dig
 		// Pushed to the first repository that lacks it, then mounted into
 		// the others; mounted into all of them when the destination holds
 		// it elsewhere already; hashed and dropped when nothing needs it.
-		targets, from := need[desc.Digest], p.presentIn[desc.Digest]
+		targets, from := need.of(desc.Digest), p.presentIn[desc.Digest]
 		if imp.opts.DryRun {
 			targets = nil
 		}
