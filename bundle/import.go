@@ -105,7 +105,9 @@ type Target struct {
 	SourceRepo string
 	// Dest is where it goes; Dest.Tag is empty for an untagged image.
 	Dest Reference
-	Root ocispec.Descriptor
+	// Root is the image's descriptor, the last of Graph: the report's, as
+	// Graph is (shared, never to be changed).
+	Root *ocispec.Descriptor
 	// Graph is the report's (layout.Graph.Walk: shared, never to be
 	// changed).
 	Graph []*ocispec.Descriptor
@@ -471,11 +473,12 @@ func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 		}
 	}
 	out := make([]Target, 0, n) // at its size: an import holds it to the end
-	for _, img := range rep.Images {
+	for i := range rep.Images {
+		img := &rep.Images[i]
 		if img.Subject != "" {
 			continue // a referrer: it goes where its subject goes (mapReferrers)
 		}
-		t := Target{Source: img.Name, Root: img.Root, Graph: img.Graph}
+		t := Target{Source: img.Name, Root: &img.Root, Graph: img.Graph}
 		switch {
 		case strings.Contains(img.Name, "/"):
 			src, err := ParseReference(img.Name)

@@ -1,7 +1,9 @@
 package bundle
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -34,6 +36,35 @@ func TestPairSet(t *testing.T) {
 	if none.has(inRepo{"a/app", listed}) {
 		t.Error("a nil set holds something")
 	}
+}
+
+// Pairs added in any order, some twice, are all found once the set is
+// read, in their repositories only; the set is read concurrently.
+func TestPairSetManyPairs(t *testing.T) {
+	t.Parallel()
+	m := &spec.Manifest{}
+	for i := range 200 {
+		m.Blobs = append(m.Blobs, spec.Blob{Digest: digest.FromString(fmt.Sprint(i))})
+	}
+	m.Sort()
+	s := newPairSet(m)
+	for i := 199; i >= 0; i-- {
+		for _, repo := range []string{fmt.Sprint("r", i%7), fmt.Sprint("r", i%7)} {
+			s.add(inRepo{repo, digest.FromString(fmt.Sprint(i))})
+		}
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				d := digest.FromString(fmt.Sprint(i))
+				if !s.has(inRepo{fmt.Sprint("r", i%7), d}) || s.has(inRepo{fmt.Sprint("r", (i+1)%7), d}) {
+					t.Errorf("blob %d: not in its repository r%d only", i, i%7)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Each repository receives its images' graphs and then its referrers',

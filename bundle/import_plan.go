@@ -112,7 +112,15 @@ const (
 
 // blobsOf lists the configs and layers each repository needs.
 func blobsOf(repos []repoGraph) []RepoBlob {
-	var all []RepoBlob
+	n := 0
+	for _, r := range repos {
+		for _, d := range r.descs {
+			if !layout.IsManifest(d.MediaType) {
+				n++
+			}
+		}
+	}
+	all := make([]RepoBlob, 0, n) // at its size: held through the plan
 	for _, r := range repos {
 		for _, d := range r.descs {
 			if !layout.IsManifest(d.MediaType) {

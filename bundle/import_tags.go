@@ -91,12 +91,12 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 			if err != nil {
 				return err
 			}
-			data, err := imp.manifest(ctx, t.Root)
+			data, err := imp.manifest(ctx, *t.Root)
 			if err != nil {
 				return err
 			}
-			if err := repo.Manifests().PushReference(ctx, t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
-				return imp.foreignHint(t.Root, imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
+			if err := repo.Manifests().PushReference(ctx, *t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
+				return imp.foreignHint(*t.Root, imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
 			}
 			if current != "" {
 				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, current, t.Root.Digest)
