@@ -19,8 +19,10 @@ type pairSet struct {
 	repos map[string]uint32
 	keys  []uint64
 	other map[inRepo]struct{}
-	// sorted sorts and compacts keys, once, at the first has.
+	// sorted sorts and compacts keys, once, at the first has; read says
+	// it has, and refuses a later add, which the sorted list would miss.
 	sorted sync.Once
+	read   bool
 }
 
 func newPairSet(m *spec.Manifest) *pairSet {
@@ -36,6 +38,9 @@ func (s *pairSet) blob(p inRepo) (int, bool) {
 }
 
 func (s *pairSet) add(p inRepo) {
+	if s.read {
+		panic("pairSet: add after has")
+	}
 	i, listed := s.blob(p)
 	if !listed {
 		s.other[p] = struct{}{}
@@ -65,6 +70,7 @@ func (s *pairSet) has(p inRepo) bool {
 	s.sorted.Do(func() {
 		slices.Sort(s.keys)
 		s.keys = slices.Compact(s.keys)
+		s.read = true
 	})
 	_, ok = slices.BinarySearch(s.keys, uint64(r)<<32|uint64(i))
 	return ok

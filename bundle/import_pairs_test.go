@@ -65,6 +65,12 @@ func TestPairSetManyPairs(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	defer func() {
+		if recover() == nil {
+			t.Error("an add after the set was read was taken, where the sorted list would miss it")
+		}
+	}()
+	s.add(inRepo{"r0", digest.FromString("0")})
 }
 
 // Each repository receives its images' graphs and then its referrers',

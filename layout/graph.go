@@ -215,8 +215,9 @@ func (g *Graph) Walk(ctx context.Context, f Fetcher, root ocispec.Descriptor) ([
 }
 
 // WalkFrom is Walk with root itself, not a copy, as the last descriptor
-// returned: a report of thousands of images keeps each root once, in its
-// image. The caller must not change *root while the walk's result is used.
+// returned, with whatever fields the caller left in it: a report of
+// thousands of images keeps each root once, in its image. The caller must
+// not change *root, or move it, while the walk's result is used.
 func (g *Graph) WalkFrom(ctx context.Context, f Fetcher, root *ocispec.Descriptor) ([]*ocispec.Descriptor, error) {
 	var out []*ocispec.Descriptor
 	seen := map[digest.Digest]bool{}

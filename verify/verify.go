@@ -460,7 +460,8 @@ func (rep *Report) walk(ctx context.Context, f layout.Fetcher, idx *ocispec.Inde
 				img.Root.Digest = b.Digest
 			}
 		}
-		// The graph ends with the image's own Root, not a copy of it.
+		// The graph ends with the image's own Root, not a copy of it: the
+		// list is at its size (Grow above), so appending never moves it.
 		rep.Images = append(rep.Images, img)
 		last := &rep.Images[len(rep.Images)-1]
 		graph, err := rep.Graph.WalkFrom(ctx, f, &last.Root)
