@@ -105,13 +105,13 @@ type Target struct {
 	SourceRepo string
 	// Dest is where it goes; Dest.Tag is empty for an untagged image.
 	Dest Reference
-	// Root is the image's descriptor, the last of Graph: the report's, as
-	// Graph is (shared, never to be changed).
-	Root *ocispec.Descriptor
-	// Graph is the report's (layout.Graph.Walk: shared, never to be
-	// changed).
+	// Graph is the report's (layout.Graph.WalkFrom: shared, never to be
+	// changed), the image's root last.
 	Graph []*ocispec.Descriptor
 }
+
+// Root is the image's own descriptor: the last of its graph.
+func (t Target) Root() *ocispec.Descriptor { return t.Graph[len(t.Graph)-1] }
 
 // RepoBlob is a blob a destination repository needs.
 type RepoBlob struct {
@@ -166,7 +166,7 @@ func importBundle(ctx context.Context, opts ImportOptions) (*ImportResult, error
 	res.Summary.Images = len(targets)
 	for _, t := range targets {
 		if t.Dest.Tag == "" {
-			res.Summary.Untagged = append(res.Summary.Untagged, t.Dest.Name()+"@"+t.Root.Digest.String())
+			res.Summary.Untagged = append(res.Summary.Untagged, t.Dest.Name()+"@"+t.Root().Digest.String())
 		}
 	}
 	res.Summary.Signed, res.Summary.SignatureVerified = imp.report.Signed(), imp.report.SignedBy >= 0
@@ -354,17 +354,17 @@ func (imp *importer) checkLanded(ctx context.Context, p *importPlan, tags []TagA
 	// there: that manifest needs no request of its own.
 	byTag := map[inRepo]bool{}
 	for _, a := range tags {
-		if a.Current == a.Target.Root.Digest {
+		if a.Current == a.Target.Root().Digest {
 			continue
 		}
 		a := a
-		byTag[inRepo{a.Target.Dest.Repository, a.Target.Root.Digest}] = true
+		byTag[inRepo{a.Target.Dest.Repository, a.Target.Root().Digest}] = true
 		checks = append(checks, check{a.Target.Dest.Repository, "tag " + a.Target.Dest.String(), func(ctx context.Context, repo *registry.Repository) (bool, error) {
 			d, err := repo.Resolve(ctx, a.Target.Dest.Tag)
 			if harbor.PullBlocked(err) {
 				return true, nil // a policy hides it: nothing to check with
 			}
-			return err == nil && d.Digest == a.Target.Root.Digest, ignoreNotFound(err)
+			return err == nil && d.Digest == a.Target.Root().Digest, ignoreNotFound(err)
 		}})
 	}
 	for _, r := range p.repos {
@@ -473,12 +473,11 @@ func mapTargets(rep *verify.Report, dest Destination) ([]Target, error) {
 		}
 	}
 	out := make([]Target, 0, n) // at its size: an import holds it to the end
-	for i := range rep.Images {
-		img := &rep.Images[i]
+	for _, img := range rep.Images {
 		if img.Subject != "" {
 			continue // a referrer: it goes where its subject goes (mapReferrers)
 		}
-		t := Target{Source: img.Name, Root: &img.Root, Graph: img.Graph}
+		t := Target{Source: img.Name, Graph: img.Graph}
 		switch {
 		case strings.Contains(img.Name, "/"):
 			src, err := ParseReference(img.Name)
@@ -536,9 +535,9 @@ func refuseCollisions(targets []Target) ([]Target, error) {
 		case !ok:
 			first[key] = len(out)
 			out = append(out, t)
-		case out[i].Root.Digest != t.Root.Digest:
+		case out[i].Root().Digest != t.Root().Digest:
 			prev := out[i]
-			clashes = append(clashes, fmt.Sprintf("%s: %s (%s) and %s (%s)", key, prev.Source, prev.Root.Digest, t.Source, t.Root.Digest))
+			clashes = append(clashes, fmt.Sprintf("%s: %s (%s) and %s (%s)", key, prev.Source, prev.Root().Digest, t.Source, t.Root().Digest))
 		}
 	}
 	if len(clashes) > 0 {
@@ -576,7 +575,7 @@ func provablyThere(m *spec.Manifest, targets []Target, tags []TagAction, opts Im
 	}
 	known := newPairSet(m)
 	for _, a := range tags {
-		if a.Current == "" || a.Current != a.Target.Root.Digest {
+		if a.Current == "" || a.Current != a.Target.Root().Digest {
 			continue
 		}
 		for _, d := range a.Target.Graph {

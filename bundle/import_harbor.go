@@ -72,7 +72,7 @@ func (imp *importer) harborChecks(ctx context.Context, p *importPlan, targets []
 // holds, a cosign signature of t's image.
 func signedByCosign(t Target, p *importPlan) bool {
 	for _, r := range p.referrers {
-		if r.Dest.Repository == t.Dest.Repository && r.Subject == t.Root.Digest && r.Kind() == "cosign signature" {
+		if r.Dest.Repository == t.Dest.Repository && r.Subject == t.Root().Digest && r.Kind() == "cosign signature" {
 			return true
 		}
 	}
@@ -166,12 +166,12 @@ func (imp *importer) checkImmutable(ctx context.Context, api *harbor.API, tags [
 	var refused []string
 	for _, a := range tags {
 		d := a.Target.Dest
-		if a.Current == "" || a.Current == a.Target.Root.Digest {
+		if a.Current == "" || a.Current == a.Target.Root().Digest {
 			continue // a new tag, or one already right: no move
 		}
 		project := harbor.Project(d.Repository)
 		if harbor.Immutable(rules[project], strings.TrimPrefix(d.Repository, project+"/"), d.Tag) {
-			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", d, a.Current, a.Target.Root.Digest))
+			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", d, a.Current, a.Target.Root().Digest))
 		}
 	}
 	if len(refused) > 0 {

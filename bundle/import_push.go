@@ -365,7 +365,7 @@ func rootsByTag(tags []TagAction, referrers []TargetReferrer) map[inRepo]bool {
 	}
 	out := map[inRepo]bool{}
 	for _, a := range tags {
-		if key := (inRepo{a.Target.Dest.Repository, a.Target.Root.Digest}); a.Current != a.Target.Root.Digest && !subjects[key] {
+		if key := (inRepo{a.Target.Dest.Repository, a.Target.Root().Digest}); a.Current != a.Target.Root().Digest && !subjects[key] {
 			out[key] = true
 		}
 	}

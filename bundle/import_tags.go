@@ -64,8 +64,8 @@ func (imp *importer) planTags(ctx context.Context, targets []Target, noOverwrite
 	}
 	var refused []string
 	for _, a := range out {
-		if noOverwrite && a.Current != "" && a.Current != a.Target.Root.Digest {
-			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", a.Target.Dest, a.Current, a.Target.Root.Digest))
+		if noOverwrite && a.Current != "" && a.Current != a.Target.Root().Digest {
+			refused = append(refused, fmt.Sprintf("%s points at %s; the bundle has %s", a.Target.Dest, a.Current, a.Target.Root().Digest))
 		}
 	}
 	if len(refused) > 0 {
@@ -82,7 +82,7 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 	var fns []func(context.Context) error
 	for _, a := range actions {
 		t, current := a.Target, a.Current
-		if current == t.Root.Digest {
+		if current == t.Root().Digest {
 			sum.TagsUnchanged++
 			continue
 		}
@@ -91,15 +91,15 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 			if err != nil {
 				return err
 			}
-			data, err := imp.manifest(ctx, *t.Root)
+			data, err := imp.manifest(ctx, *t.Root())
 			if err != nil {
 				return err
 			}
-			if err := repo.Manifests().PushReference(ctx, *t.Root, bytes.NewReader(data), t.Dest.Tag); err != nil {
-				return imp.foreignHint(*t.Root, imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
+			if err := repo.Manifests().PushReference(ctx, *t.Root(), bytes.NewReader(data), t.Dest.Tag); err != nil {
+				return imp.foreignHint(*t.Root(), imp.c.Wrap(registry.OpTag, t.Dest.String(), err))
 			}
 			if current != "" {
-				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, current, t.Root.Digest)
+				imp.prog.Logf("moved tag %s from %s to %s", t.Dest, current, t.Root().Digest)
 			}
 			return nil
 		})
@@ -109,7 +109,7 @@ func (imp *importer) pushTags(ctx context.Context, actions []TagAction, sum *Imp
 	}
 	for _, a := range actions {
 		switch t := a.Target; {
-		case a.Current == t.Root.Digest:
+		case a.Current == t.Root().Digest:
 		case a.Current != "":
 			sum.TagsMoved = append(sum.TagsMoved, fmt.Sprintf("%s (was %s)", t.Dest, a.Current))
 		default:

@@ -106,7 +106,7 @@ func printImport(g *globals, opts bundle.ImportOptions, res *bundle.ImportResult
 			switch a.Current {
 			case "":
 				fmt.Fprintf(g.out, "  tag   %s: create\n", a.Target.Dest)
-			case a.Target.Root.Digest:
+			case a.Target.Root().Digest:
 				fmt.Fprintf(g.out, "  tag   %s: already right\n", a.Target.Dest)
 			default:
 				fmt.Fprintf(g.out, "  tag   %s: move from %s\n", a.Target.Dest, a.Current)
